@@ -1,0 +1,55 @@
+"""Checks of a workflow config beyond its JSON schema: every name it uses must exist.
+
+The schema (``workflow/schemas/config.schema.yaml``) catches typos in keys and wrong types; this catches unknown
+data sets, models, model options, classes, scenarios, methods, hyperparameters and metrics, before any job runs.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from . import UserError
+from .data import get_spec
+from .methods import check_hyperparameters, get_method
+from .metrics import METRICS
+from .models import MODELS
+from .splits import check_scenario
+from .train import Recipe
+
+
+def method_config(config: dict, name: str) -> dict:
+    """A named method entry with its registered method filled in: ``{"method": ..., **hyperparameters}``."""
+    if name not in config["methods"]:
+        raise UserError(f"method {name!r} is used but not defined under 'methods'; defined: {', '.join(config['methods'])}")
+    entry = dict(config["methods"][name] or {})
+    entry.setdefault("method", name)
+    return entry
+
+
+def check_config(config: dict) -> None:
+    for key, ds in config["datasets"].items():
+        get_spec(ds.get("name", key))
+    for exp_name, exp in config["experiments"].items():
+        where = f"experiment {exp_name!r}"
+        if exp["dataset"] not in config["datasets"]:
+            raise UserError(f"{where} uses data set {exp['dataset']!r}, not defined under 'datasets': {', '.join(config['datasets'])}")
+        dataset = config["datasets"][exp["dataset"]].get("name", exp["dataset"])
+        model = exp["model"]
+        if model["name"] not in MODELS:
+            raise UserError(f"{where}: unknown model {model['name']!r}; valid models: {', '.join(MODELS)}")
+        valid = list(inspect.signature(MODELS[model["name"]]).parameters)[1:]
+        unknown = sorted(set(model.get("options", {})) - set(valid))
+        if unknown:
+            raise UserError(f"{where}: model {model['name']!r} has no option(s) {unknown}; valid: {', '.join(valid)}")
+        Recipe.from_dict(exp["train"])
+        for scenario in exp["scenarios"]:
+            if scenario not in config["scenarios"]:
+                raise UserError(f"{where} uses scenario {scenario!r}, not defined under 'scenarios': {', '.join(config['scenarios'])}")
+            check_scenario(config["scenarios"][scenario], dataset)
+        for name in exp["methods"]:
+            entry = method_config(config, name)
+            get_method(entry["method"])
+            check_hyperparameters(entry["method"], {k: v for k, v in entry.items() if k != "method"})
+    unknown = [m for m in config["metrics"] if m not in METRICS]
+    if unknown:
+        raise UserError(f"unknown metric(s) {unknown}; valid metrics: {', '.join(METRICS)}")

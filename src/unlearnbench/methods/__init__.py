@@ -1,0 +1,103 @@
+"""Unlearning methods, one module each, registered by name.
+
+A method is a function ``fn(model, task, **hyperparameters) -> model``: it receives the original model (a copy it
+may change in place), an ``UnlearnTask`` (forget and retain data, the original recipe and initial weights, the
+device and seed) and its hyperparameters as keyword arguments with defaults. It returns the unlearned model.
+
+To add a method, put a module in this package with a function decorated by ``@register_method``; it is found by
+import, and the DAG runs it once it is named in a config's ``methods``. See ``docs/adding_a_method.md``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass, field
+from typing import Callable
+
+import torch
+from torch import nn
+
+from .. import UserError
+from ..data import DatasetSpec, InMemoryLoader, training_loader
+from ..train import Recipe
+
+METHODS: dict[str, Callable[..., nn.Module]] = {}
+
+
+def register_method(fn: Callable | None = None, *, name: str | None = None):
+    """Register ``fn`` under ``name`` (default: the function's name)."""
+
+    def wrap(fn):
+        key = name or fn.__name__
+        if key in METHODS and METHODS[key] is not fn:
+            raise ValueError(f"method {key!r} is registered twice ({METHODS[key].__module__}, {fn.__module__})")
+        METHODS[key] = fn
+        return fn
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@dataclass
+class Subset:
+    """Images (uint8 ``[n, C, H, W]``) and labels (``None`` where a method must not see them) of some samples."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    index: torch.Tensor | None = None  # positions in the training set
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass
+class UnlearnTask:
+    """Everything a method may use besides the model."""
+
+    forget: Subset
+    retain: Subset
+    spec: DatasetSpec
+    recipe: Recipe  # the original model's training recipe (the retrain oracle reuses it)
+    initial_state: dict | None  # the weights the original model started from
+    model_config: dict
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    seed: int = 0
+    compile: bool = False
+    scenario: dict = field(default_factory=dict)
+
+    def loader(self, subset: Subset, batch_size: int, *, shuffle: bool = True, augment: bool = True) -> InMemoryLoader:
+        """Batches of a subset on the task's device; ``augment`` uses the data set's training augmentation."""
+        if shuffle:
+            return training_loader(subset.x, subset.y, self.spec, batch_size, seed=self.seed, device=self.device, augment=augment)
+        return InMemoryLoader(subset.x, subset.y, batch_size=batch_size, device=self.device)
+
+
+def get_method(name: str) -> Callable[..., nn.Module]:
+    if name not in METHODS:
+        raise UserError(f"unknown method {name!r}; registered methods: {', '.join(sorted(METHODS))}")
+    return METHODS[name]
+
+
+def hyperparameters(name: str) -> dict:
+    """The method's hyperparameters and their defaults, read from its signature."""
+    params = list(inspect.signature(get_method(name)).parameters.values())[2:]
+    return {p.name: p.default for p in params}
+
+
+def check_hyperparameters(name: str, hparams: dict) -> None:
+    valid = hyperparameters(name)
+    unknown = sorted(set(hparams) - set(valid))
+    if unknown:
+        raise UserError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {', '.join(valid) or 'none'}")
+
+
+def run_method(name: str, model: nn.Module, task: UnlearnTask, hparams: dict | None = None) -> nn.Module:
+    hparams = dict(hparams or {})
+    check_hyperparameters(name, hparams)
+    model.to(task.device)
+    return get_method(name)(model, task, **hparams)
+
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

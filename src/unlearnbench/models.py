@@ -1,0 +1,122 @@
+"""Models by name: CIFAR ResNet-18 (with a width option), a small ViT for 32x32, torchvision's ViT-B/16.
+
+Every model is an ``ImageClassifier``: it takes float pixels in [0, 1], resizes them when the backbone needs a
+fixed input size (ViT-B/16 at 224), normalises them with the data set's statistics and runs the backbone.
+``model.head`` is the final linear classifier (DEL fine-tunes it, NatMU re-initialises it).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.models import resnet as tv_resnet
+from torchvision.models import vision_transformer as tv_vit
+
+from . import UserError
+from .data import DatasetSpec, get_spec
+
+MODELS: dict[str, Callable[..., "ImageClassifier"]] = {}
+
+
+def register_model(fn):
+    MODELS[fn.__name__] = fn
+    return fn
+
+
+class ImageClassifier(nn.Module):
+    def __init__(self, backbone: nn.Module, head_name: str, spec: DatasetSpec, input_size: int | None = None, in_channels: int | None = None):
+        super().__init__()
+        self.backbone = backbone
+        self.head_name = head_name
+        self.input_size = input_size
+        self.repeat_channels = (in_channels or spec.channels) // spec.channels
+        self.register_buffer("mean", torch.tensor(spec.mean).view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(spec.std).view(1, -1, 1, 1), persistent=False)
+
+    @property
+    def head(self) -> nn.Linear:
+        return self.backbone.get_submodule(self.head_name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = (x - self.mean) / self.std
+        if self.repeat_channels > 1:
+            x = x.repeat(1, self.repeat_channels, 1, 1)
+        if self.input_size is not None and x.shape[-1] != self.input_size:
+            x = F.interpolate(x, size=(self.input_size, self.input_size), mode="bilinear", align_corners=False)
+        return self.backbone(x)
+
+
+def create_model(name: str, dataset: str, **kwargs) -> ImageClassifier:
+    """Build a registered model for a data set; ``kwargs`` are the model's options (e.g. ``width``)."""
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; valid models: {', '.join(MODELS)}")
+    try:
+        return MODELS[name](get_spec(dataset), **kwargs)
+    except TypeError as err:
+        raise UserError(f"model {name!r}: {err}; fix the model options in the config") from None
+
+
+@register_model
+def resnet18(spec: DatasetSpec, width: int = 64) -> ImageClassifier:
+    """ResNet-18, CIFAR variant: 3x3 stride-1 stem, no max-pool; ``width`` channels in the first stage (64 = full)."""
+    net = tv_resnet.ResNet(tv_resnet.BasicBlock, [2, 2, 2, 2], num_classes=spec.num_classes)
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(spec.channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.maxpool = nn.Identity()
+    net.layer1 = net._make_layer(tv_resnet.BasicBlock, width, 2)
+    net.layer2 = net._make_layer(tv_resnet.BasicBlock, 2 * width, 2, stride=2)
+    net.layer3 = net._make_layer(tv_resnet.BasicBlock, 4 * width, 2, stride=2)
+    net.layer4 = net._make_layer(tv_resnet.BasicBlock, 8 * width, 2, stride=2)
+    net.fc = nn.Linear(8 * width, spec.num_classes)
+    for m in net.modules():  # torchvision's own initialisation, re-applied to the rebuilt layers
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return ImageClassifier(net, "fc", spec)
+
+
+@register_model
+def vit_small(
+    spec: DatasetSpec, patch_size: int = 4, depth: int = 6, dim: int = 256, heads: int = 8, mlp_dim: int = 512, dropout: float = 0.0
+) -> ImageClassifier:
+    """A small ViT trained from scratch at the data set's resolution (patch 4 on 32x32 gives 64 tokens)."""
+    if spec.size % patch_size:
+        raise UserError(f"vit_small: patch_size {patch_size} does not divide the image size {spec.size}")
+    net = tv_vit.VisionTransformer(
+        image_size=spec.size, patch_size=patch_size, num_layers=depth, num_heads=heads,
+        hidden_dim=dim, mlp_dim=mlp_dim, dropout=dropout, num_classes=spec.num_classes,
+    )
+    net.conv_proj = nn.Conv2d(spec.channels, dim, kernel_size=patch_size, stride=patch_size)
+    return ImageClassifier(net, "heads.head", spec)
+
+
+@register_model
+def vit_b_16(spec: DatasetSpec, weights: str = "imagenet") -> ImageClassifier:
+    """torchvision's ViT-B/16 at 224x224 with a new head; ``weights``: ``imagenet``, ``none`` or a local .pth path."""
+    net = tv_vit.vit_b_16()
+    if weights != "none":
+        net.load_state_dict(_vit_b_16_state(weights))
+    net.heads.head = nn.Linear(net.hidden_dim, spec.num_classes)
+    return ImageClassifier(net, "heads.head", spec, input_size=224, in_channels=3)
+
+
+def _vit_b_16_state(weights: str) -> dict:
+    enum = tv_vit.ViT_B_16_Weights.IMAGENET1K_V1
+    if weights != "imagenet":
+        try:
+            return torch.load(weights, map_location="cpu", weights_only=True)
+        except Exception as err:  # noqa: BLE001
+            raise UserError(f"cannot read ViT-B/16 weights at {weights} ({err}); give the path of {enum.url.rsplit('/', 1)[-1]}") from None
+    try:
+        return enum.get_state_dict(progress=False)
+    except Exception as err:  # noqa: BLE001 - no network, proxy, checksum
+        raise UserError(
+            f"cannot fetch ViT-B/16 ImageNet weights ({type(err).__name__}); download {enum.url} where there is "
+            "internet into $TORCH_HOME/hub/checkpoints/, or set the model option weights: /path/to/the.pth"
+        ) from None

@@ -1,0 +1,74 @@
+# Config validation and the helpers that map wildcards to config entries.
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from unlearnbench import UserError
+from unlearnbench.config import check_config, method_config
+
+validate(config, schema="../schemas/config.schema.yaml")
+config["methods"].setdefault("retrain", None)  # the oracle is always available
+try:
+    check_config(config)
+except UserError as err:
+    raise WorkflowError(f"config error: {err}") from None
+
+RUN = f"results/{config['name']}"
+LOGS = f"{RUN}/logs"
+GPU = 0 if config["device"] == "cpu" else 1  # jobs that hold a GPU; profiles/default caps their sum
+
+EXPERIMENTS = config["experiments"]
+
+
+wildcard_constraints:
+    exp=r"[A-Za-z0-9_.\-]+",
+    scenario=r"[A-Za-z0-9_.\-]+",
+    method=r"[A-Za-z0-9_.\-]+",
+    dataset=r"[A-Za-z0-9_.\-]+",
+    seed=r"\d+",
+
+
+def dataset_config(key):
+    return {"name": key, **config["datasets"][key]}
+
+
+def dataset_path(key):
+    return f"{RUN}/data/{key}.pt"
+
+
+def exp_dataset_path(w):
+    return dataset_path(EXPERIMENTS[w.exp]["dataset"])
+
+
+def split_path(w):
+    return f"{RUN}/splits/{EXPERIMENTS[w.exp]['dataset']}/{w.scenario}/seed{w.seed}.npz"
+
+
+def model_spec(exp):
+    """The model an experiment trains, with the registered data-set name it is built for."""
+    e = EXPERIMENTS[exp]
+    return {"name": e["model"]["name"], "dataset": dataset_config(e["dataset"])["name"], "options": e["model"].get("options", {})}
+
+
+def methods_of(exp):
+    methods = list(EXPERIMENTS[exp]["methods"])
+    return methods if "retrain" in methods else methods + ["retrain"]
+
+
+def run_dir(exp, seed, scenario, method):
+    return f"{RUN}/{exp}/seed{seed}/{scenario}/{method}"
+
+
+def all_runs():
+    return [
+        (exp, seed, scenario, method)
+        for exp in EXPERIMENTS
+        for seed in config["seeds"]
+        for scenario in EXPERIMENTS[exp]["scenarios"]
+        for method in methods_of(exp)
+    ]
+
+
+ALL_METRICS = [f"{run_dir(*run)}/metrics.json" for run in all_runs()]
+TABLES = [f"{RUN}/tables/summary.csv", f"{RUN}/tables/summary.md"]
+FIGURES = [f"figures/{config['name']}/summary.png", f"figures/{config['name']}/summary.pdf"]

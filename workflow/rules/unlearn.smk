@@ -1,0 +1,29 @@
+rule unlearn:
+    """One method (the retrain oracle included) applied to the original model of one seed and scenario."""
+    input:
+        original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
+        data_path=exp_dataset_path,
+        split_path=split_path,
+    output:
+        out_model=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/model.pt",
+        out_run=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/run.json",
+    params:
+        step="step_unlearn",
+        method=lambda w: method_config(config, w.method),
+        model=lambda w: model_spec(w.exp),
+        train=lambda w: EXPERIMENTS[w.exp]["train"],
+        scenario=lambda w: config["scenarios"][w.scenario],
+        seed=lambda w: int(w.seed),
+        device=config["device"],
+        compile=config["compile"],
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=16000,
+        runtime=240,
+    log:
+        f"{LOGS}/unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}.tsv"
+    script:
+        "../scripts/step.py"

@@ -1,14 +1,14 @@
-"""Atomic artifact writes: a killed job never leaves a file that looks finished."""
+"""Artifact writing: atomic (a killed job never leaves a file that looks finished) and with provenance."""
 
 from __future__ import annotations
 
 import json
 import os
+import subprocess
 import tempfile
+from importlib.metadata import PackageNotFoundError, version
 from contextlib import contextmanager
 from pathlib import Path
-
-import torch
 
 
 @contextmanager
@@ -27,6 +27,8 @@ def atomic_path(path: str | Path):
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
+    import torch
+
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
 
@@ -34,3 +36,21 @@ def atomic_torch_save(obj, path: str | Path) -> None:
 def atomic_write_json(obj, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def provenance() -> dict:
+    """Package and torch versions and the git commit of the code that ran (``-dirty`` with uncommitted changes)."""
+    from . import __version__
+
+    here = Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+        commit += "-dirty" if dirty.strip() else ""
+    except (OSError, subprocess.CalledProcessError):
+        commit = "unknown"
+    try:
+        torch_version = version("torch")
+    except PackageNotFoundError:
+        torch_version = "unknown"
+    return {"package_version": __version__, "git_commit": commit, "torch_version": torch_version}

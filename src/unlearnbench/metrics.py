@@ -15,28 +15,32 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+import copy
+import json
+from pathlib import Path
+
 import numpy as np
-import torch
-from sklearn.linear_model import LogisticRegression
+from scipy.special import log_softmax
 
 from . import UserError
+from .io import atomic_write_json, provenance
 
 PARTS = ("forget", "retain", "test", "test_forget", "test_retain")
 
 
 @dataclass
 class Evaluation:
-    """One evaluated model's cached outputs and the split they refer to."""
+    """One evaluated model's cached outputs (NumPy arrays) and the split they refer to."""
 
-    train_logits: torch.Tensor
-    test_logits: torch.Tensor
-    train_y: torch.Tensor
-    test_y: torch.Tensor
-    split: dict[str, torch.Tensor]
+    train_logits: np.ndarray
+    test_logits: np.ndarray
+    train_y: np.ndarray
+    test_y: np.ndarray
+    split: dict[str, np.ndarray]
     run: dict = field(default_factory=dict)  # what the unlearning step recorded (method time, ...)
     seed: int = 0
 
-    def part(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def part(self, name: str) -> tuple[np.ndarray, np.ndarray]:
         """Logits and labels of one part: forget, retain (training set), test, test_forget, test_retain."""
         if name in ("forget", "retain"):
             idx = self.split[name]
@@ -77,14 +81,14 @@ def compute(evaluation: Evaluation, names: list[str] | None = None) -> dict[str,
     return {n: METRICS[n].fn(evaluation) for n in names}
 
 
-def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float | None:
-    return None if len(labels) == 0 else (logits.argmax(1) == labels).float().mean().item()
+def accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
+    return None if len(labels) == 0 else float((logits.argmax(1) == labels).mean())
 
 
-def entropy(logits: torch.Tensor) -> torch.Tensor:
+def entropy(logits: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of the softmax of each row, with 0 log 0 = 0."""
-    logp = torch.log_softmax(logits.double(), dim=1)
-    return -(logp.exp() * logp).nan_to_num().sum(1)
+    logp = log_softmax(logits.astype(np.float64), axis=1)
+    return -np.nan_to_num(np.exp(logp) * logp).sum(1)
 
 
 @metric("higher")
@@ -127,15 +131,26 @@ def mia_entropy_lr(ev: Evaluation):
     return entropy_attack(entropy(ev.part("retain")[0]), entropy(ev.part("test")[0]), entropy(ev.part("forget")[0]))
 
 
-def entropy_attack(member: torch.Tensor, nonmember: torch.Tensor, target: torch.Tensor) -> float:
+def entropy_attack(member: np.ndarray, nonmember: np.ndarray, target: np.ndarray) -> float:
     """Fit LR(balanced) on 1-d features member (1) vs non-member (0); mean predicted membership of ``target``."""
-    x = torch.cat([member, nonmember]).numpy().reshape(-1, 1)
+    from sklearn.linear_model import LogisticRegression
+
+    x = np.concatenate([member, nonmember]).reshape(-1, 1)
     y = np.concatenate([np.ones(len(member)), np.zeros(len(nonmember))])
     attack = LogisticRegression(class_weight="balanced", solver="lbfgs").fit(x, y)
-    return float(attack.predict(target.numpy().reshape(-1, 1)).mean())
+    return float(attack.predict(target.reshape(-1, 1)).mean())
 
 
 @metric("lower", scale="seconds")
 def method_seconds(ev: Evaluation):
     """Wall time of the unlearning method itself, evaluation excluded."""
     return ev.run.get("seconds")
+
+
+def evaluate_run(logits_path: str, split_path: str, run_path: str, names: list[str], context: dict, out: str) -> None:
+    """Workflow step: metrics of one run from its cached logits, written with its configuration and provenance."""
+    run = json.loads(Path(run_path).read_text())
+    with np.load(logits_path) as lg, np.load(split_path) as sp:
+        ev = Evaluation(lg["train_logits"], lg["test_logits"], lg["train_y"], lg["test_y"], {k: sp[k] for k in sp.files}, run, run.get("seed", 0))
+    values = compute(ev, names)
+    atomic_write_json({**copy.deepcopy(context), "metrics": values, "run": run, "provenance": provenance()}, out)

@@ -5,40 +5,24 @@ data -> split -> original -> unlearn (retrain oracle included) -> logits -> metr
 
 from __future__ import annotations
 
-import copy
 import logging
-import subprocess
 import time
-from pathlib import Path
 
+import numpy as np
 import torch
 
-from . import UserError, __version__
-from . import metrics as metrics_lib
+from . import UserError
 from .checkpoint import build_model, load_model, model_config, save_checkpoint
 from .data import get_spec, load_dataset, prepare_dataset, save_dataset, training_loader
-from .io import atomic_torch_save, atomic_write_json
+from .io import atomic_path, atomic_write_json, provenance
 from .methods import Subset, UnlearnTask, run_method
-from .report import write_figure, write_table
 from .splits import load_split, make_split, save_split
 from .train import Recipe, fit, predict_logits, resolve_device, set_seed
 
 log = logging.getLogger(__name__)
 
 
-def provenance() -> dict:
-    """Package version and the git commit of the code that ran (``-dirty`` when uncommitted changes exist)."""
-    here = Path(__file__).resolve().parent
-    try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
-        commit += "-dirty" if dirty else ""
-    except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
-    return {"package_version": __version__, "git_commit": commit, "torch_version": torch.__version__}
-
-
-def step_prepare_data(dataset: dict, out: str, root: str = "data") -> None:
+def prepare_data(dataset: dict, out: str, root: str = "data") -> None:
     """Decode a data set (``{name, source, path, train_size, test_size, seed}``) into one uint8 tensor artifact."""
     cfg = dict(dataset)
     name = cfg.pop("name")
@@ -47,13 +31,13 @@ def step_prepare_data(dataset: dict, out: str, root: str = "data") -> None:
     save_dataset(data, out)
 
 
-def step_split(data_path: str, scenario: dict, seed: int, out: str) -> None:
+def split(data_path: str, scenario: dict, seed: int, out: str) -> None:
     split = make_split(scenario, load_dataset(data_path), seed=seed)
     log.info("forget %d, retain %d, test_forget %d", len(split["forget"]), len(split["retain"]), len(split["test_forget"]))
     save_split(split, out)
 
 
-def step_train(data_path: str, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False) -> None:
+def train_original(data_path: str, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False) -> None:
     """Train the original model on the whole training set; the checkpoint keeps its initial weights."""
     data = load_dataset(data_path)
     dev = resolve_device(device)
@@ -68,11 +52,12 @@ def step_train(data_path: str, model: dict, train: dict, seed: int, out: str, de
     save_checkpoint(out, net, config, initial_state=initial, meta={"seconds": time.perf_counter() - start, "history": history, "seed": seed})
 
 
-def step_unlearn(
+def unlearn(
     original_path: str, data_path: str, split_path: str, method: dict, model: dict, train: dict, scenario: dict,
-    seed: int, out_model: str, out_run: str, device: str = "auto", compile: bool = False,
+    seed: int, out_model: str, out_run: str, out_logits: str, device: str = "auto", compile: bool = False,
 ) -> None:
-    """Run one method on a copy of the original model; record its wall time (evaluation excluded)."""
+    """Run one method on a copy of the original model; record its wall time (evaluation excluded) and cache the
+    unlearned model's logits on the whole training and test sets with their labels (``logits.npz``)."""
     config = model_config(model["name"], model["dataset"], model.get("options"))
     net, ckpt = load_model(original_path, expected_config=config)
     data, split = load_dataset(data_path), load_split(split_path)
@@ -95,28 +80,19 @@ def step_unlearn(
     if any(not torch.isfinite(p).all() for p in net.parameters()):
         raise UserError(f"method {method['method']} produced non-finite weights; check its hyperparameters {hparams}")
     save_checkpoint(out_model, net, config, meta={"method": method, "seconds": seconds, "seed": seed})
-    atomic_write_json({"method": method, "seconds": seconds, "seed": seed}, out_run)
+    save_logits(net, data, out_logits, dev)
+    atomic_write_json({"method": method, "seconds": seconds, "seed": seed, "provenance": provenance()}, out_run)
 
 
-def step_logits(model_path: str, data_path: str, out: str, device: str = "auto") -> None:
-    """Cache the model's logits on the whole training and test sets (eval mode, no augmentation)."""
-    net, _ = load_model(model_path)
-    data = load_dataset(data_path)
-    dev = resolve_device(device)
-    atomic_torch_save({"train": predict_logits(net, data["train_x"], device=dev), "test": predict_logits(net, data["test_x"], device=dev)}, out)
+def save_logits(net: torch.nn.Module, data: dict, out: str, device: torch.device) -> None:
+    """Logits (eval mode, no augmentation) of the whole training and test sets, with their labels."""
+    arrays = {
+        "train_logits": predict_logits(net, data["train_x"], device=device).numpy(),
+        "test_logits": predict_logits(net, data["test_x"], device=device).numpy(),
+        "train_y": data["train_y"].numpy(),
+        "test_y": data["test_y"].numpy(),
+    }
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
 
-
-def step_metrics(logits_path: str, data_path: str, split_path: str, run_path: str, names: list[str], context: dict, out: str) -> None:
-    """Compute metrics from cached artifacts and write them with the run's configuration and provenance."""
-    import json
-
-    logits = torch.load(logits_path, weights_only=True)
-    data = load_dataset(data_path)
-    run = json.loads(Path(run_path).read_text())
-    ev = metrics_lib.Evaluation(logits["train"], logits["test"], data["train_y"], data["test_y"], load_split(split_path), run, run.get("seed", 0))
-    values = metrics_lib.compute(ev, names)
-    atomic_write_json({**copy.deepcopy(context), "metrics": values, "provenance": provenance()}, out)
-
-
-step_table = write_table
-step_figure = write_figure

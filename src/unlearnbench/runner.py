@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
+import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Callable
-
-import torch
 
 from . import UserError
 
 
-def run_step(step: Callable[..., object], log_path: str | None = None, threads: int | None = None, **kwargs) -> None:
+def run_step(step: str, log_path: str | None = None, threads: int | None = None, **kwargs) -> None:
+    """Run ``unlearnbench.<module>.<function>`` (``step`` = "module.function") with ``kwargs``.
+
+    Heavy libraries are imported by the step's own module only, so a metrics job never loads torch.
+    """
+    if threads:  # before torch is imported anywhere in this process
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            os.environ[var] = str(threads)
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_path:
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
@@ -21,8 +27,8 @@ def run_step(step: Callable[..., object], log_path: str | None = None, threads: 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
     logging.captureWarnings(True)
     warnings.filterwarnings("default")
-    if threads:
-        torch.set_num_threads(threads)
+    module, function = step.rsplit(".", 1)
+    step = getattr(importlib.import_module(f"unlearnbench.{module}"), function)
     try:
         step(**kwargs)
     except (UserError, FloatingPointError) as err:

@@ -102,6 +102,6 @@ def save_split(split: dict[str, torch.Tensor], path: str | Path) -> None:
             np.savez(f, **{k: v.numpy() for k, v in split.items()})
 
 
-def load_split(path: str | Path) -> dict[str, torch.Tensor]:
+def load_split(path: str | Path) -> dict[str, np.ndarray]:
     with np.load(path) as f:
-        return {k: torch.from_numpy(f[k]) for k in f.files}
+        return {k: f[k] for k in f.files}

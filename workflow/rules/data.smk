@@ -3,7 +3,7 @@ rule prepare_data:
     output:
         out=f"{RUN}/data/{{dataset}}.pt",
     params:
-        step="step_prepare_data",
+        step="pipeline.prepare_data",
         dataset=lambda w: dataset_config(w.dataset),
         root=config["data_root"],
     log:
@@ -20,7 +20,7 @@ rule split:
     output:
         out=f"{RUN}/splits/{{dataset}}/{{scenario}}/seed{{seed}}.npz",
     params:
-        step="step_split",
+        step="pipeline.split",
         scenario=lambda w: config["scenarios"][w.scenario],
         seed=lambda w: int(w.seed),
     log:

@@ -6,7 +6,7 @@ rule table:
         out_csv=report(f"{RUN}/tables/summary.csv", category="Tables", caption="../report/table.rst"),
         out_md=f"{RUN}/tables/summary.md",
     params:
-        step="step_table",
+        step="report.write_table",
     log:
         f"{LOGS}/table.log",
     localrule: True
@@ -22,7 +22,7 @@ rule figure:
         out_png=report(f"figures/{config['name']}/summary.png", category="Figures", caption="../report/summary_figure.rst"),
         out_pdf=f"figures/{config['name']}/summary.pdf",
     params:
-        step="step_figure",
+        step="report.write_figure",
     log:
         f"{LOGS}/figure.log",
     localrule: True

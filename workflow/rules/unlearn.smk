@@ -1,5 +1,6 @@
 rule unlearn:
-    """One method (the retrain oracle included) applied to the original model of one seed and scenario."""
+    """One method (the retrain oracle included) applied to the original model of one seed and scenario; the
+    unlearned model's logits on the training and test sets are cached beside it for every later metric."""
     input:
         original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
         data_path=exp_dataset_path,
@@ -7,8 +8,9 @@ rule unlearn:
     output:
         out_model=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/model.pt",
         out_run=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/run.json",
+        out_logits=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/logits.npz",
     params:
-        step="step_unlearn",
+        step="pipeline.unlearn",
         method=lambda w: method_config(config, w.method),
         model=lambda w: model_spec(w.exp),
         train=lambda w: EXPERIMENTS[w.exp]["train"],

@@ -1,7 +1,6 @@
-"""Generic Snakemake script: call ``unlearnbench.pipeline.<params.step>`` with the rule's named inputs, outputs
-and params as keyword arguments (the rules name them after the step's arguments)."""
+"""Generic Snakemake script: call ``unlearnbench.<params.step>`` ("module.function") with the rule's named inputs,
+outputs and params as keyword arguments (the rules name them after the step's arguments)."""
 
-from unlearnbench import pipeline
 from unlearnbench.runner import run_step
 
 
@@ -11,4 +10,4 @@ def _plain(value):
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 kwargs = {k: _plain(v) for part in (snakemake.input, snakemake.output, snakemake.params) for k, v in part.items()}
-run_step(getattr(pipeline, kwargs.pop("step")), log_path=snakemake.log[0], threads=snakemake.threads, **kwargs)
+run_step(kwargs.pop("step"), log_path=snakemake.log[0], threads=snakemake.threads, **kwargs)

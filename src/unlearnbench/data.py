@@ -169,10 +169,13 @@ def _load_digits() -> dict:
 
 
 def _as_tensors(x_tr, y_tr, x_te, y_te, **extra) -> dict:
+    def images(x):  # a copy with plain NCHW strides (see to_float)
+        return torch.as_tensor(np.asarray(x), dtype=torch.uint8).clone(memory_format=torch.contiguous_format)
+
     out = {
-        "train_x": torch.as_tensor(np.ascontiguousarray(x_tr), dtype=torch.uint8),
+        "train_x": images(x_tr),
         "train_y": torch.as_tensor(np.asarray(y_tr), dtype=torch.int64),
-        "test_x": torch.as_tensor(np.ascontiguousarray(x_te), dtype=torch.uint8),
+        "test_x": images(x_te),
         "test_y": torch.as_tensor(np.asarray(y_te), dtype=torch.int64),
     }
     out.update({k: torch.as_tensor(np.asarray(v), dtype=torch.int64) for k, v in extra.items()})
@@ -274,8 +277,15 @@ def random_flip(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def to_float(x: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels to float in [0, 1]; float inputs (e.g. blended images) pass through."""
-    return x.float().div_(255) if x.dtype == torch.uint8 else x.float()
+    """uint8 pixels to float in [0, 1] (float inputs, e.g. blended images, are copied), with plain NCHW strides.
+
+    The explicit memory format matters: a one-channel batch whose strides also read as channels_last makes oneDNN
+    choose channels_last kernels, and in torch 2.14 the CPU backward of a strided 1x1 convolution in that layout
+    returns wrong weight gradients (docs/deviations.md, "Known library issues"). CUDA training converts to
+    channels_last deliberately, where the kernels are correct.
+    """
+    pixels = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
+    return pixels.div_(255) if x.dtype == torch.uint8 else pixels
 
 
 def training_loader(x, y, spec: DatasetSpec, batch_size: int, *, seed: int, device, augment: bool = True) -> "InMemoryLoader":

@@ -1,0 +1,98 @@
+import pytest
+import torch
+
+from unlearnbench import UserError
+from unlearnbench.checkpoint import load_checkpoint, load_model, model_config, save_checkpoint
+from unlearnbench.data import get_spec
+from unlearnbench.io import atomic_path
+from unlearnbench.methods import (
+    METHODS, Subset, UnlearnTask, check_hyperparameters, hyperparameters, register_method, run_method,
+)
+from unlearnbench.models import create_model
+from unlearnbench.train import Recipe, predict_logits
+
+CONFIG = model_config("resnet18", "digits", {"width": 4})
+
+
+def test_foundation_methods_are_registered():
+    assert {"original", "retrain", "finetune", "gradient_ascent", "neggrad_plus"} <= set(METHODS)
+    assert hyperparameters("neggrad_plus")["alpha"] == 0.99
+
+
+def test_hyperparameters_are_validated_against_the_signature():
+    check_hyperparameters("finetune", {"epochs": 2, "lr": 0.1})
+    with pytest.raises(UserError, match=r"no hyperparameter\(s\) \['lrr'\]; valid: epochs, lr, batch_size"):
+        check_hyperparameters("finetune", {"lrr": 0.1})
+    with pytest.raises(UserError, match="registered methods: .*finetune"):
+        check_hyperparameters("finetuning", {})
+
+
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method(lambda model, task: model, name="finetune")
+
+
+def _task(digits, forget_class=3):
+    forget = digits["train_y"] == forget_class
+    x, y = digits["train_x"], digits["train_y"]
+    model = create_model("resnet18", "digits", width=4)
+    return UnlearnTask(Subset(x[forget], y[forget]), Subset(x[~forget], y[~forget]), get_spec("digits"),
+                       Recipe(epochs=3, batch_size=64, lr=0.05, schedule="cosine"),
+                       {k: v.clone() for k, v in model.state_dict().items()}, CONFIG)
+
+
+def test_retrain_starts_from_the_initial_weights_and_never_sees_the_forget_class(digits):
+    task = _task(digits)
+    model = run_method("retrain", create_model("resnet18", "digits", width=4), task)
+    acc = lambda s: (predict_logits(model, s.x).argmax(1) == s.y).float().mean().item()
+    assert acc(task.forget) < 0.05 and acc(task.retain) > 0.8
+
+
+def test_gradient_ascent_and_neggrad_plus_lower_forget_accuracy(digits):
+    from unlearnbench.data import training_loader
+    from unlearnbench.train import fit
+
+    task = _task(digits)
+    trained = create_model("resnet18", "digits", width=4)
+    fit(trained, training_loader(digits["train_x"], digits["train_y"], task.spec, 64, seed=0, device="cpu"), task.recipe)
+    acc = lambda m, s: (predict_logits(m, s.x).argmax(1) == s.y).float().mean().item()
+    assert acc(trained, task.forget) > 0.8
+    state = trained.state_dict()
+    for name, hp in (("gradient_ascent", {"epochs": 3, "lr": 0.01}), ("neggrad_plus", {"epochs": 3, "lr": 0.02, "alpha": 0.9})):
+        model = create_model("resnet18", "digits", width=4)
+        model.load_state_dict(state)
+        run_method(name, model, task, hp)
+        assert acc(model, task.forget) < 0.5, name
+    assert acc(model, task.retain) > 0.6  # NegGrad+ keeps most of the retain accuracy
+
+
+def test_checkpoint_roundtrip_with_initial_weights(tmp_path):
+    model = create_model("resnet18", "digits", width=4)
+    initial = {k: v.clone() for k, v in model.state_dict().items()}
+    save_checkpoint(tmp_path / "m.pt", model, CONFIG, initial_state=initial, meta={"seed": 3})
+    loaded, ckpt = load_model(tmp_path / "m.pt", expected_config=CONFIG)
+    x = torch.rand(2, 1, 8, 8)
+    assert torch.allclose(loaded(x), model.eval()(x))
+    assert ckpt["meta"]["seed"] == 3 and torch.equal(ckpt["initial_state"]["backbone.fc.weight"], initial["backbone.fc.weight"])
+
+
+def test_corrupt_missing_and_mismatched_checkpoints_are_clear_errors(tmp_path):
+    (tmp_path / "bad.pt").write_bytes(b"\x00" * 100)
+    with pytest.raises(UserError, match="corrupt.*delete it"):
+        load_checkpoint(tmp_path / "bad.pt")
+    with pytest.raises(UserError, match="does not exist"):
+        load_checkpoint(tmp_path / "none.pt")
+    save_checkpoint(tmp_path / "m.pt", create_model("resnet18", "digits", width=4), CONFIG)
+    with pytest.raises(UserError, match="was made for .* but the config asks"):
+        load_model(tmp_path / "m.pt", expected_config=model_config("resnet18", "digits", {"width": 8}))
+    torch.save({"something": 1}, tmp_path / "foreign.pt")
+    with pytest.raises(UserError, match="not a checkpoint of this project"):
+        load_checkpoint(tmp_path / "foreign.pt")
+
+
+def test_a_failed_write_leaves_no_file(tmp_path):
+    with pytest.raises(RuntimeError):
+        with atomic_path(tmp_path / "out.pt") as tmp:
+            tmp.write_bytes(b"half")
+            raise RuntimeError("killed")
+    assert list(tmp_path.iterdir()) == []

@@ -7,6 +7,7 @@ data sets, models, model options, classes, scenarios, methods, hyperparameters a
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 from . import UserError
 from .data import get_spec
@@ -15,6 +16,19 @@ from .metrics import METRICS
 from .models import MODELS
 from .splits import check_scenario
 from .train import Recipe
+
+
+def check_schema(config: dict, schema_path: str | Path) -> None:
+    """Validate against the JSON schema, reporting the most relevant violation in one line."""
+    import jsonschema
+    import yaml
+
+    schema = yaml.safe_load(Path(schema_path).read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(config))
+    if error is not None:
+        where = "/".join(map(str, error.absolute_path)) or "top level"
+        raise UserError(f"{error.message} (at {where}); see {Path(schema_path).name} for the valid keys")
 
 
 def method_config(config: dict, name: str) -> dict:

@@ -4,11 +4,12 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
-from unlearnbench.config import check_config, method_config
+from unlearnbench.config import check_config, check_schema, method_config
 
-validate(config, schema="../schemas/config.schema.yaml")
-config["methods"].setdefault("retrain", None)  # the oracle is always available
 try:
+    check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
+    validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
+    config["methods"].setdefault("retrain", None)  # the oracle is always available
     check_config(config)
 except UserError as err:
     raise WorkflowError(f"config error: {err}") from None

@@ -29,6 +29,22 @@ def planned_jobs(output: str) -> dict[str, int]:
     return {m[1]: int(m[2]) for m in re.finditer(r"^(\w+)\s+(\d+)$", table, re.M) if m[1] != "total"}
 
 
+def execute_notebook(path, results):
+    import os
+
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(path, as_version=4)
+    os.environ["UNLEARNBENCH_RESULTS"] = str(results)
+    try:
+        NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}}).execute()
+    finally:
+        del os.environ["UNLEARNBENCH_RESULTS"]
+    images = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs if "image/png" in o.get("data", {})]
+    assert images, "the notebook drew no figure"
+
+
 @pytest.fixture
 def config_copy(tmp_path):
     """Write a variant of the quick preset under a unique name; remove its results afterwards."""
@@ -71,6 +87,9 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
     assert record["seed"] == 0 and record["provenance"]["package_version"]
     assert re.fullmatch(r"[0-9a-f]{40}(-dirty)?|unknown", record["provenance"]["git_commit"])
     assert record["metrics"]["method_seconds"] > 0
+
+    # the notebook draws its figure from these cached results
+    execute_notebook(REPO / "notebooks" / "explore_results.ipynb", results=out)
 
     # a second run has nothing to do
     again = snakemake(path, "-n")

@@ -1,0 +1,64 @@
+"""Bad Teacher: "Can Bad Teaching Induce Forgetting?" (Chundawat et al., AAAI 2023).
+
+The student (the original model) is distilled, with temperature ``T``, towards an incompetent teacher (randomly
+initialised) on the forget samples and towards the competent teacher (the original model) on a random subset of
+the retain samples (Eq. 3-4): ``KL(t(x) || s(x))`` with ``t`` the incompetent teacher's softened output where the
+sample is to be forgotten and the competent teacher's elsewhere.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import UserError
+from ..checkpoint import build_model
+from ..data import InMemoryLoader
+from ..train import fit, predict_logits, set_seed
+from . import UnlearnTask, register_method
+from .baselines import _recipe
+
+
+@register_method
+def bad_teacher(
+    model: nn.Module,
+    task: UnlearnTask,
+    *,
+    epochs: float = 1,
+    lr: float = 1e-4,
+    temperature: float = 1.0,
+    retain_fraction: float = 0.3,
+    batch_size: int = 256,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+) -> nn.Module:
+    """Defaults: the SSD repository's blindspot run (1 epoch, Adam lr 1e-4, T = 1, 30 % of the retain set,
+    batch 256, no augmentation). NatMU's baseline: ``retain_fraction: 1.0``, 5 epochs, batch 128, ``schedule: cosine``
+    and its per-setting lr / weight decay / temperature."""
+    if not 0 < retain_fraction <= 1:
+        raise UserError(f"bad_teacher: retain_fraction {retain_fraction} is not in (0, 1]; the paper uses 0.3")
+    if not temperature > 0:
+        raise UserError(f"bad_teacher: temperature {temperature} must be positive; the paper uses 1")
+    recipe = _recipe(task, epochs, lr, batch_size, schedule, optimizer="adamw", weight_decay=weight_decay)
+    recipe.check()
+    set_seed(task.seed)
+    incompetent = build_model(task.model_config)
+    generator = torch.Generator().manual_seed(task.seed)
+    keep = torch.randperm(len(task.retain), generator=generator)[: max(1, round(retain_fraction * len(task.retain)))]
+    retain_x = task.retain.x[keep.to(task.retain.x.device)]
+
+    # The teachers are fixed and the images are not augmented: their softened outputs are computed once.
+    teacher_logits = torch.cat([
+        predict_logits(incompetent, task.forget.x, device=task.device),
+        predict_logits(model, retain_x, device=task.device),
+    ])
+    targets = F.softmax(teacher_logits / temperature, dim=1)
+    x = torch.cat([task.forget.x.cpu(), retain_x.cpu()])
+    loader = InMemoryLoader(x, targets, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device)
+
+    def loss(m: nn.Module, xb: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
+        return F.kl_div(F.log_softmax(m(xb) / temperature, dim=1), teacher, reduction="batchmean")
+
+    fit(model, loader, recipe, loss_fn=loss, compile=task.compile, desc="bad teacher")
+    return model

@@ -1,4 +1,10 @@
-"""Tables and figures, built only from the metrics JSON artifacts."""
+"""Tables and figures, built only from the metrics JSON artifacts.
+
+Every aggregated number is mean ± std (ddof=1) over seeds, with the number of seeds and which ones went in.
+The summary table holds each metric per method; the Δ table holds DEL's Δ = oracle − method, paired by seed
+(each run minus nothing but the retrain oracle of its own seed and scenario): Δ > 0 means below the oracle, and
+the smaller |Δ| the better.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from .metrics import METRICS
 
 KEYS = ["experiment", "scenario", "method"]
 ARROW = {"higher": "↑", "lower": "↓", "oracle": "≈oracle"}
+ORACLE = "retrain"
 
 
 def load_runs(paths: list[str]) -> pd.DataFrame:
@@ -24,9 +31,22 @@ def load_runs(paths: list[str]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def oracle_deltas(runs: pd.DataFrame) -> pd.DataFrame:
+    """DEL's Δ = oracle − method per run, for every fraction-scaled metric that is not itself relative to the
+    oracle, against the retrain oracle of the same experiment, scenario and seed (NaN where it is missing)."""
+    names = [m for m in METRICS if m in runs.columns and METRICS[m].scale == "fraction" and "oracle" not in METRICS[m].needs]
+    pair = ["experiment", "scenario", "seed"]
+    oracle = runs.loc[runs["method"] == ORACLE, pair + names]
+    merged = runs[KEYS + ["seed"] + names].merge(oracle, on=pair, how="left", suffixes=("", "_oracle"))
+    deltas = {f"delta_{m}": merged[f"{m}_oracle"].astype(float) - merged[m].astype(float) for m in names}
+    return pd.concat([merged[KEYS + ["seed"]], pd.DataFrame(deltas)], axis=1)
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean, standard deviation (ddof=1; NaN for one seed) and seeds per (experiment, scenario, method)."""
-    metric_cols = [m for m in METRICS if m in runs.columns]
+    """Mean, standard deviation (ddof=1; NaN for one seed) and seeds per (experiment, scenario, method) of every
+    metric and of every Δ to the oracle (``oracle_deltas``)."""
+    runs = runs.merge(oracle_deltas(runs), on=KEYS + ["seed"], how="left")
+    metric_cols = [m for m in METRICS if m in runs.columns] + [c for c in runs.columns if c.startswith("delta_")]
     order = {m: i for i, m in enumerate(dict.fromkeys(runs["method"]))}
     grouped = runs.groupby(KEYS, sort=False)
     table = grouped[metric_cols].agg(["mean", "std"])
@@ -37,18 +57,34 @@ def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values(["experiment", "scenario", "method"], key=lambda c: c.map(order) if c.name == "method" else c, kind="stable")
 
 
+UNIT = {"fraction": " %", "seconds": " s", "ratio": "", "nats": " nats", "epochs": " epochs"}
+
+
+def cells(table: pd.DataFrame, column: str, scale: str) -> list[str]:
+    """'mean ± std' per row (fractions as %), '–' where the metric does not apply."""
+    factor, digits = (100, 1) if scale == "fraction" else (1, 3 if scale in ("ratio", "nats") else 2)
+    mean, std = table[f"{column}_mean"] * factor, table[f"{column}_std"] * factor
+    return [("–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")) for m, s in zip(mean, std)]
+
+
 def to_markdown(table: pd.DataFrame) -> str:
-    """Fractions as %, mean ± std; the header says each metric's direction."""
-    metric_names = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
-    out = table[KEYS + ["n", "seeds"]].copy()
-    for name in metric_names:
-        spec = METRICS[name]
-        factor, digits = (100, 1) if spec.scale == "fraction" else (1, 2)
-        mean, std = table[f"{name}_mean"] * factor, table[f"{name}_std"] * factor
-        cells = [("–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")) for m, s in zip(mean, std)]
-        unit = " %" if spec.scale == "fraction" else " s"
-        out[f"{name}{unit} {ARROW[spec.direction]}"] = cells
-    return out.to_markdown(index=False)
+    """Two tables, mean ± std over the listed seeds: every metric (the header says its unit and direction), then
+    Δ = oracle − method for the methods other than the oracle."""
+    columns = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+    summary, delta = table[KEYS + ["n", "seeds"]].copy(), table[KEYS + ["n", "seeds"]].copy()
+    for column in columns:
+        if column.startswith("delta_"):
+            delta[f"Δ {column[len('delta_'):]} %"] = cells(table, column, "fraction")
+        else:
+            spec = METRICS[column]
+            summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column, spec.scale)
+    delta = delta[delta["method"] != ORACLE]
+    return "\n\n".join([
+        "Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the retrain oracle.",
+        summary.to_markdown(index=False),
+        "Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the better).",
+        delta.to_markdown(index=False),
+    ])
 
 
 def write_table(metrics_paths: list[str], out_csv: str, out_md: str) -> pd.DataFrame:

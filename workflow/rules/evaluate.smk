@@ -1,9 +1,31 @@
+# Metrics of every run from cached logits. Metrics that compare with other models get those models' artifacts as
+# extra inputs, only when the config's metric list needs them (unlearnbench.metrics.NEEDS); changing the metric
+# list re-runs only these jobs, and the jobs of any newly needed artifact (oracles.smk).
+
+from unlearnbench.metrics import needs_of
+
+METRIC_NEEDS = needs_of(config["metrics"])
+
+
+def metric_inputs(w):
+    run = run_dir(w.exp, w.seed, w.scenario, w.method)
+    oracle = run_dir(w.exp, w.seed, w.scenario, "retrain")
+    inputs = {"logits_path": f"{run}/logits.npz", "split_path": split_path(w), "run_path": f"{run}/run.json"}
+    if "oracle" in METRIC_NEEDS:
+        inputs |= {"oracle_logits_path": f"{oracle}/logits.npz", "oracle_run_path": f"{oracle}/run.json"}
+    if "incompetent" in METRIC_NEEDS:
+        inputs["incompetent_path"] = incompetent_path(w.exp, w.seed)
+    if "relearn" in METRIC_NEEDS:
+        inputs["relearn_path"] = f"{run}/relearn.json"
+    if "ulira_oracles" in METRIC_NEEDS:
+        inputs["ulira_paths"] = ulira_oracle_paths(w.exp, w.seed, w.scenario)
+    return inputs
+
+
 rule metrics:
     """Metrics of one run from cached logits; no forward pass."""
     input:
-        logits_path=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/logits.npz",
-        split_path=split_path,
-        run_path=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/run.json",
+        unpack(metric_inputs),
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/metrics.json",
     params:

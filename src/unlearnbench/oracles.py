@@ -1,0 +1,66 @@
+"""The models that metrics compare a run with, beyond the retrain oracle of the same seed, and relearn time.
+
+- ``incompetent_logits``: ZRF's incompetent teacher, a randomly initialised model of the experiment (one
+  forward pass, cached once per experiment and seed);
+- ``relearn``: epochs of fine-tuning on the forget set until the forget accuracy reaches a threshold;
+- U-LiRA's extra retrain oracles are ordinary ``pipeline.unlearn`` runs of ``retrain`` with fresh weights and
+  the training seed ``ulira_seed(seed, k)`` (see ``workflow/rules/oracles.smk``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from .checkpoint import build_model, load_model, model_config
+from .data import get_spec, load_dataset, training_loader
+from .io import atomic_write_json, provenance
+from .pipeline import save_logits
+from .splits import load_split
+from .train import Recipe, fit, predict_logits, resolve_device, set_seed
+
+log = logging.getLogger(__name__)
+
+INCOMPETENT_SEED_OFFSET = 1_000_000  # the incompetent model of seed s is drawn with seed s + this offset
+ULIRA_SEED_STRIDE = 1_000  # U-LiRA oracle k of seed s trains with seed s + (k + 1) * this stride
+
+
+def ulira_seed(seed: int, k: int) -> int:
+    """Training seed of the k-th U-LiRA oracle of experiment seed ``seed`` (distinct from every experiment seed below 1000)."""
+    return seed + (k + 1) * ULIRA_SEED_STRIDE
+
+
+def incompetent_logits(data_path: str, model: dict, seed: int, out: str, device: str = "auto") -> None:
+    """Logits of a randomly initialised, untrained model of the experiment (Chundawat et al. 2023's incompetent
+    teacher), drawn independently of the original model's initial weights."""
+    set_seed(seed + INCOMPETENT_SEED_OFFSET)
+    net = build_model(model_config(model["name"], model["dataset"], model.get("options")))
+    save_logits(net, load_dataset(data_path), out, resolve_device(device))
+
+
+def relearn(
+    model_path: str, data_path: str, split_path: str, train: dict, seed: int, out: str, *, threshold: float = 0.9,
+    max_epochs: int = 50, lr: float = 0.01, batch_size: int | None = None, device: str = "auto",
+) -> None:
+    """Relearn time (after Golatkar et al. 2020 and SCRUB's ``readout_retrain``): epochs of plain SGD (constant
+    ``lr``, no momentum or weight decay, the data set's training augmentation) on the forget set until its
+    accuracy (eval mode, no augmentation) reaches ``threshold``; ``max_epochs`` where it never does (censored)."""
+    net, ckpt = load_model(model_path)
+    data, split = load_dataset(data_path), load_split(split_path)
+    dev = resolve_device(device)
+    original = Recipe.from_dict(train)
+    recipe = replace(original, epochs=1, lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant", milestones=[],
+                     warmup_epochs=0.0, batch_size=batch_size or original.batch_size)
+    x, y = data["train_x"][split["forget"]], data["train_y"][split["forget"]]
+    set_seed(seed)
+    loader = training_loader(x, y, get_spec(ckpt["model_config"]["dataset"]), recipe.batch_size, seed=seed, device=dev)
+    history = []
+    for epoch in range(max_epochs + 1):
+        history.append(float((predict_logits(net, x, device=dev).argmax(1) == y).float().mean()))
+        if history[-1] >= threshold or epoch == max_epochs:
+            break
+        fit(net, loader, recipe, desc="relearn")  # momentum-free SGD at a constant rate: epochs chain exactly
+    log.info("forget accuracy %.3f after %d relearn epochs (threshold %.3f)", history[-1], epoch, threshold)
+    atomic_write_json({"epochs": epoch, "reached": history[-1] >= threshold, "forget_acc": history, "threshold": threshold,
+                       "max_epochs": max_epochs, "lr": lr, "seed": seed, "provenance": provenance()}, out)
+

@@ -16,6 +16,7 @@ from .checkpoint import build_model, load_model, model_config, save_checkpoint
 from .data import get_spec, load_dataset, prepare_dataset, save_dataset, training_loader
 from .io import atomic_path, atomic_write_json, provenance
 from .methods import Subset, UnlearnTask, run_method
+from .mnemonic_codes import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
 from .splits import load_split, make_split, save_split
 from .train import Recipe, fit, predict_logits, resolve_device, set_seed
 
@@ -37,19 +38,32 @@ def split(data_path: str, scenario: dict, seed: int, out: str) -> None:
     save_split(split, out)
 
 
-def train_original(data_path: str, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False) -> None:
-    """Train the original model on the whole training set; the checkpoint keeps its initial weights."""
+def train_original(
+    data_path: str, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False, mnemonic: dict | None = None,
+) -> None:
+    """Train the original model on the whole training set; the checkpoint keeps its initial weights.
+
+    ``mnemonic`` (``{t_mix, distribution, seed}``) trains with mnemonic codes (``mnemonic_codes``) and stores the
+    codes in the checkpoint's ``meta["mnemonic"]``.
+    """
     data = load_dataset(data_path)
     dev = resolve_device(device)
     recipe = Recipe.from_dict(train)
     config = model_config(model["name"], model["dataset"], model.get("options"))
+    spec = get_spec(config["dataset"])
+    meta, loss_fn = {"seed": seed}, None
+    if mnemonic is not None:
+        settings = mnemonic_settings(mnemonic, seed)
+        codes = make_codes(spec.num_classes, (spec.channels, spec.size, spec.size), distribution=settings["distribution"], seed=settings["seed"])
+        loss_fn = mnemonic_loss(code_pixels(codes, spec).to(dev), settings["t_mix"], seed=seed, label_smoothing=recipe.label_smoothing)
+        meta["mnemonic"] = {**settings, "codes": codes}
     set_seed(seed)
     net = build_model(config)
     initial = {k: v.clone() for k, v in net.state_dict().items()}
-    loader = training_loader(data["train_x"], data["train_y"], get_spec(config["dataset"]), recipe.batch_size, seed=seed, device=dev)
+    loader = training_loader(data["train_x"], data["train_y"], spec, recipe.batch_size, seed=seed, device=dev)
     start = time.perf_counter()
-    history = fit(net, loader, recipe, compile=compile, desc="original")
-    save_checkpoint(out, net, config, initial_state=initial, meta={"seconds": time.perf_counter() - start, "history": history, "seed": seed})
+    history = fit(net, loader, recipe, loss_fn=loss_fn, compile=compile, desc="original")
+    save_checkpoint(out, net, config, initial_state=initial, meta={**meta, "seconds": time.perf_counter() - start, "history": history})
 
 
 def unlearn(
@@ -67,6 +81,7 @@ def unlearn(
         retain=Subset(data["train_x"][split["retain"]], data["train_y"][split["retain"]], split["retain"]),
         spec=get_spec(config["dataset"]), recipe=Recipe.from_dict(train), initial_state=ckpt["initial_state"],
         model_config=config, device=dev, seed=seed, compile=compile, scenario=scenario,
+        mnemonic=ckpt["meta"].get("mnemonic"),
     )
     hparams = {k: v for k, v in method.items() if k != "method"}
     if dev.type == "cuda":
@@ -81,7 +96,7 @@ def unlearn(
         raise UserError(f"method {method['method']} produced non-finite weights; check its hyperparameters {hparams}")
     save_checkpoint(out_model, net, config, meta={"method": method, "seconds": seconds, "seed": seed})
     save_logits(net, data, out_logits, dev)
-    atomic_write_json({"method": method, "seconds": seconds, "seed": seed, "provenance": provenance()}, out_run)
+    atomic_write_json({"method": method, "seconds": seconds, "seed": seed, "record": task.record, "provenance": provenance()}, out_run)
 
 
 def save_logits(net: torch.nn.Module, data: dict, out: str, device: torch.device) -> None:

@@ -11,11 +11,12 @@ rule train_original:
         seed=lambda w: int(w.seed),
         device=config["device"],
         compile=config["compile"],
+        mnemonic=lambda w: EXPERIMENTS[w.exp].get("mnemonic"),
     threads: config["threads"]
-    resources:
+    resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt,
     log:
         f"{LOGS}/train_original/{{exp}}/seed{{seed}}.log",
     benchmark:

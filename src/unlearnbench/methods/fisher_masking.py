@@ -1,0 +1,177 @@
+"""Fisher masking (Liu, Sun, Wu, Zhou, "Unlearning with Fisher Masking", arXiv 2310.05331).
+
+Score every input-to-output connection of the network by how much more the forget set than the remain set relies
+on it, ``F_f - F_r`` (diagonal Fisher information with model-predicted labels), zero the top ``rho`` fraction in
+one global ranking, then optionally fine-tune on the remain set. Conv weights are scored per ``(out, in)`` kernel
+slice (the Fisher averaged over the kh x kw kernel), linear weights per element; biases and norm layers are never
+masked. The paper's comparison masks with the same budget are the ``mask`` option (random, gradient magnitude,
+activation).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import torch
+from torch import nn
+
+from .. import UserError
+from ..importance import batch_gradient_importance, cross_entropy, fisher_diagonal
+from ..train import fit, predict_logits, set_seed
+from . import Subset, UnlearnTask, register_method
+from .baselines import _recipe
+
+MASKS = ("fisher", "random", "gradient", "activation")
+
+
+def maskable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights Fisher masking scores: every Conv2d and Linear weight and attention input projection."""
+    weights = {}
+    for name, module in model.named_modules():
+        if isinstance(module, (nn.Conv2d, nn.Linear)):
+            weights[f"{name}.weight"] = module.weight
+        elif isinstance(module, nn.MultiheadAttention) and module.in_proj_weight is not None:
+            weights[f"{name}.in_proj_weight"] = module.in_proj_weight
+    return weights
+
+
+@torch.no_grad()
+def mean_channel_activation(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> dict[str, torch.Tensor]:
+    """Per output channel of every conv and linear layer but the classifier (as in the official code), the mean
+    of ``relu(output)`` over images and positions."""
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not model.head}
+    sums = {}  # layers whose forward never runs (attention's out_proj is called functionally) stay out
+
+    def hook(name):
+        def record(module, inputs, out):
+            out = out.relu().float()
+            per_image = out.mean((2, 3)) if out.ndim == 4 else out.reshape(len(out), -1, out.shape[-1]).mean(1)
+            sums[name] = sums.get(name, 0) + per_image.sum(0)
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers.items()]
+    try:
+        predict_logits(model, x, batch_size=batch_size, device=device)
+    finally:
+        for h in handles:
+            h.remove()
+    return {f"{n}.weight": s / len(x) for n, s in sums.items()}
+
+
+def slice_scores(per_weight: dict[str, torch.Tensor], weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Scores per ``(out, in)`` connection: conv scores averaged over the kernel, linear scores unchanged."""
+    return {n: per_weight[n].flatten(2).mean(2) if w.ndim > 2 else per_weight[n] for n, w in weights.items()}
+
+
+def top_fraction(scores: dict[str, torch.Tensor], rho: float) -> dict[str, torch.Tensor]:
+    """Boolean masks marking the ``floor(rho * N)`` largest of all ``N`` scores (one global ranking)."""
+    flat = torch.cat([s.flatten() for s in scores.values()])
+    k = math.floor(rho * len(flat))
+    if k == 0:
+        raise UserError(f"rho={rho} masks none of the {len(flat)} scored units; raise rho to at least {1 / len(flat):.2g}")
+    chosen = torch.zeros(len(flat), dtype=torch.bool, device=flat.device)
+    chosen[flat.float().topk(k).indices] = True
+    return dict(zip(scores, chosen.split([s.numel() for s in scores.values()])))
+
+
+@torch.no_grad()
+def zero_connections(weights: dict[str, torch.Tensor], masks: dict[str, torch.Tensor]) -> None:
+    """Zero the selected ``(out, in)`` slices (whole kernels for convs, single weights for linear layers)."""
+    for n, m in masks.items():
+        weights[n][m.view(weights[n].shape[:2])] = 0
+
+
+@torch.no_grad()
+def zero_channels(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
+    """Silence the selected output channels: their filters, biases and the affine of the BatchNorm that follows.
+
+    A BatchNorm is taken to normalise the layer registered just before it (true of ResNets) when their channel
+    counts agree.
+    """
+    modules = [(n, m) for n, m in model.named_modules() if not any(m.children())]
+    for i, (name, module) in enumerate(modules):
+        mask = masks.get(f"{name}.weight")
+        if mask is None:
+            continue
+        module.weight[mask] = 0
+        if module.bias is not None:
+            module.bias[mask] = 0
+        following = modules[i + 1][1] if i + 1 < len(modules) else None
+        if isinstance(following, nn.BatchNorm2d) and following.num_features == len(mask):
+            following.weight[mask] = 0
+            following.bias[mask] = 0
+
+
+def accuracy(model: nn.Module, subset: Subset, device) -> float:
+    return (predict_logits(model, subset.x, device=device).argmax(1) == subset.y).float().mean().item()
+
+
+@register_method
+def fisher_masking(
+    model: nn.Module,
+    task: UnlearnTask,
+    *,
+    rho: float = 0.02,
+    mask: str = "fisher",
+    use_remain: bool = True,
+    fisher_batch_size: int = 128,
+    finetune_epochs: float = 0,
+    lr: float = 0.1,
+    batch_size: int | None = None,
+) -> nn.Module:
+    """Zero the top-``rho`` connections by ``F_f - F_r``, then fine-tune on the remain set for ``finetune_epochs``.
+
+    ``mask``: ``fisher`` (the paper), or a comparison mask with the same ``rho``: ``random`` (uniformly random
+    connections), ``gradient`` (``|grad|`` of the forget loss per connection), ``activation`` (whole output
+    channels by mean ``relu`` activation on the forget set minus the remain set); the last two never touch the
+    classifier. ``use_remain=False`` scores by ``F_f`` alone (the official ``only_forget`` ablation).
+    ``fisher_batch_size``: 128 is the official code's estimate from squared batch-mean gradients, 1 the
+    per-sample Fisher. Fine-tuning (SGD on the unaugmented remain set, all weights free to
+    regrow, learning rate x0.1 at 50% and 75% of the epochs, as in the official code) records the retain and
+    forget accuracies after every epoch, epoch 0 being the masked model, in ``task.record["history"]`` (saved in run.json).
+    """
+    if not 0 < rho < 1:
+        raise UserError(f"fisher_masking: rho must lie in (0, 1), got {rho}; 0.02 is the paper's CIFAR value")
+    if mask not in MASKS:
+        raise UserError(f"fisher_masking: unknown mask {mask!r}; valid: {', '.join(MASKS)}")
+    if fisher_batch_size < 1:
+        raise UserError(f"fisher_masking: fisher_batch_size must be at least 1, got {fisher_batch_size}")
+    set_seed(task.seed)
+    device, weights = task.device, maskable_weights(model)
+    bs = batch_size or task.recipe.batch_size
+
+    def fisher_of(subset: Subset) -> dict[str, torch.Tensor]:
+        batches = task.loader(subset, bs if fisher_batch_size == 1 else fisher_batch_size, shuffle=False, augment=False)
+        return fisher_diagonal(model, batches, per_sample=fisher_batch_size == 1)
+
+    if mask == "activation":
+        score = mean_channel_activation(model, task.forget.x, bs, device)
+        if use_remain:
+            score = {n: s - r for (n, s), r in zip(score.items(), mean_channel_activation(model, task.retain.x, bs, device).values())}
+        zero_channels(model, top_fraction(score, rho))
+    else:
+        if mask == "fisher":
+            score = fisher_of(task.forget)
+            if use_remain:
+                remain = fisher_of(task.retain)
+                score = {n: s - remain[n] for n, s in score.items()}
+        elif mask == "gradient":  # mean over forget batches of |batch gradient|; no classifier, as in the official code
+            weights = {n: w for n, w in weights.items() if w is not model.head.weight}
+            score = batch_gradient_importance(model, task.loader(task.forget, bs, shuffle=False, augment=False), cross_entropy, power=1)
+        else:
+            gen = torch.Generator().manual_seed(task.seed)
+            score = {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in weights.items()}
+        zero_connections(weights, top_fraction(slice_scores(score, weights), rho))
+
+    history = [{"epoch": 0, "retain_acc": accuracy(model, task.retain, device), "forget_acc": accuracy(model, task.forget, device)}]
+    if finetune_epochs > 0:
+        recipe = replace(_recipe(task, finetune_epochs, lr, batch_size, "multistep"), milestones=[0.5 * finetune_epochs, 0.75 * finetune_epochs])
+
+        def record(epoch: int, m: nn.Module) -> None:
+            history.append({"epoch": epoch, "retain_acc": accuracy(m, task.retain, device), "forget_acc": accuracy(m, task.forget, device)})
+
+        fit(model, task.loader(task.retain, bs, augment=False), recipe, on_epoch_end=record, compile=task.compile, desc="fisher masking")
+    task.record["history"] = history
+    return model

@@ -1,0 +1,117 @@
+"""One-shot class forgetting with mnemonic codes (Yamashita, Yamada, Shibata, ACML 2024, arXiv 2306.05670).
+
+The original model must have been trained with mnemonic codes (``experiments.<exp>.mnemonic``; see
+``unlearnbench.mnemonic_codes``). Forgetting needs no training data: one backward pass per class on its code gives
+per-class squared gradients; every parameter moves by ``alpha_l * eta_i`` with ``eta_i = f_F,i / f_R,i`` (Eq. 6) and
+``alpha_l = min(lambda1, lambda2 / max_l eta)`` per parameter tensor (Eq. 7); both signs are tried (Eq. 5) and the
+one with the better score on the codes, ``(1 - acc on forgotten codes) + acc on remaining codes``, is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import torch
+from torch import nn
+
+from .. import UserError
+from ..importance import cross_entropy, per_sample_gradient_importance
+from ..mnemonic_codes import code_pixels
+from ..splits import class_index
+from ..train import predict_logits
+from . import Subset, UnlearnTask, register_method
+
+log = logging.getLogger(__name__)
+
+EPS = 1e-16  # added to both Fisher diagonals, as the official code initialises them
+
+
+def log_fisher_ratio(f_forget: torch.Tensor, f_remain: torch.Tensor) -> torch.Tensor:
+    """``log eta = log(f_F + eps) - log(f_R + eps)`` with NaN -> 0 and +-inf -> the largest / smallest finite value."""
+    r = (f_forget + EPS).log() - (f_remain + EPS).log()
+    finite = r[r.isfinite()]
+    if finite.numel() == 0:
+        return torch.zeros_like(r)
+    return r.nan_to_num(nan=0.0, posinf=finite.max().item(), neginf=finite.min().item())
+
+
+def shifts(f_forget: dict[str, torch.Tensor], f_remain: dict[str, torch.Tensor], lambda1: float, lambda2: float) -> dict[str, torch.Tensor]:
+    """``alpha_l * eta`` per parameter tensor (Eqs. 6-7), computed in log space: at most ``lambda2``, never inf or NaN."""
+    out = {}
+    for name, ff in f_forget.items():
+        r = log_fisher_ratio(ff, f_remain[name])
+        log_alpha = min(math.log(lambda1), math.log(lambda2) - r.max().item())
+        out[name] = (r + log_alpha).exp()
+    return out
+
+
+def code_score(model: nn.Module, x: torch.Tensor, y: torch.Tensor, forget: torch.Tensor, device) -> float:
+    """``(1 - accuracy on the forgotten classes' inputs) + accuracy on the remaining classes' inputs``."""
+    correct = (predict_logits(model, x, device=device).argmax(1) == y).float()
+    return (1 - correct[forget].mean() + correct[~forget].mean()).item()
+
+
+def forget_classes(task: UnlearnTask) -> torch.Tensor:
+    return torch.tensor([class_index(c, task.spec.classes) for c in task.scenario["classes"]])
+
+
+def fisher_inputs(task: UnlearnTask, images_per_class: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The mnemonic codes with their classes, or ``images_per_class`` seeded training images of every class."""
+    if images_per_class == 0:
+        if task.mnemonic is None:
+            raise UserError(
+                "mnemonic_code needs an original model trained with mnemonic codes; set experiments.<exp>.mnemonic: "
+                "{t_mix: 0.1} in the config (or images_per_class > 0 for the ours-w-data ablation)"
+            )
+        codes = task.mnemonic["codes"]
+        return code_pixels(codes, task.spec), torch.arange(len(codes))
+    x = torch.cat([task.forget.x, task.retain.x])
+    y = torch.cat([task.forget.y, task.retain.y])
+    k = min(images_per_class, int(torch.bincount(y, minlength=task.spec.num_classes).min()))
+    gen = torch.Generator().manual_seed(task.seed)
+    chosen = torch.cat([idx[torch.randperm(len(idx), generator=gen)[:k]] for idx in (torch.nonzero(y == c).flatten() for c in range(task.spec.num_classes))])
+    return x[chosen], y[chosen]
+
+
+@register_method(scenarios=("full_class",))  # the paper's only setting: forgetting whole classes
+def mnemonic_code(
+    model: nn.Module, task: UnlearnTask, *, lambda1: float = 1e-3, lambda2: float = 10.0, images_per_class: int = 0, batch_size: int = 64,
+) -> nn.Module:
+    """Move every parameter by ``+-alpha_l * f_F / f_R`` (Eqs. 5-7); the Fisher diagonals are per-class squared
+    gradients of the cross-entropy on each class's mnemonic code, averaged over the forgotten and over the
+    remaining classes (Eq. 6). ``images_per_class`` > 0 is the paper's "ours-w-data" ablation: the same from that
+    many real training images per class (the same number for every class), which needs no codes. The sign is
+    chosen on the same inputs; ties keep the minus sign, as in the official code.
+    """
+    if lambda1 <= 0 or lambda2 <= 0:
+        raise UserError(f"mnemonic_code: lambda1 and lambda2 must be positive, got {lambda1} and {lambda2}")
+    if images_per_class < 0:
+        raise UserError(f"mnemonic_code: images_per_class must be 0 (use the codes) or positive, got {images_per_class}")
+    classes = forget_classes(task)
+    if len(classes) == task.spec.num_classes:
+        raise UserError("mnemonic_code: the scenario forgets every class, so no remaining class is left to compare with; forget fewer classes")
+    x, y = fisher_inputs(task, images_per_class)
+    forget = torch.isin(y, classes)
+
+    def fisher(mask: torch.Tensor) -> dict[str, torch.Tensor]:
+        batches = task.loader(Subset(x[mask], y[mask]), batch_size, shuffle=False, augment=False)
+        return per_sample_gradient_importance(model, batches, cross_entropy)
+
+    shift = shifts(fisher(forget), fisher(~forget), lambda1, lambda2)
+    params = dict(model.named_parameters())
+    original = {n: p.detach().clone() for n, p in params.items()}
+
+    @torch.no_grad()
+    def move(sign: int) -> None:
+        for n, p in params.items():
+            p.copy_(original[n] + sign * shift[n])
+
+    scores = {}
+    for sign in (1, -1):
+        move(sign)
+        scores[sign] = code_score(model, x, y, forget, task.device)
+    best = 1 if scores[1] > scores[-1] else -1
+    move(best)
+    log.info("mnemonic_code: score %.3f with +, %.3f with -; kept %s", scores[1], scores[-1], "+" if best == 1 else "-")
+    return model

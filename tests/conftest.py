@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
+os.environ.setdefault("OMP_NUM_THREADS", "1")  # tiny models: threads cost more than they give (set before torch loads)
+
+import pytest  # noqa: E402
 import torch
 
 from unlearnbench.data import get_spec, prepare_dataset

@@ -37,14 +37,11 @@ def _trained() -> tuple[dict, UnlearnTask, dict]:
 
 @pytest.fixture(scope="module")
 def trained_digits_task():
-    """``(model, task)``: the original model and its task; one CPU thread (much faster on a busy machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
+    """``(model, task)``: the original model and its task (tests run with one CPU thread: see conftest.py)."""
     state, task, _ = _trained()
     model = build_model(task.model_config)
     model.load_state_dict(state)
-    yield model.eval(), task
-    torch.set_num_threads(threads)
+    return model.eval(), task
 
 
 def accuracies(model: torch.nn.Module) -> dict[str, float]:

@@ -97,5 +97,5 @@ def test_bad_hyperparameters_are_user_errors(digits_class3_task, method, hparams
 def test_unsir_refuses_random_forgetting(digits_class3_task):
     model, task = trained(digits_class3_task)
     random = dataclasses.replace(task, scenario={"kind": "random", "fraction": 0.1})
-    with pytest.raises(UserError, match="full_class or sub_class"):
+    with pytest.raises(UserError, match="applies to full_class, sub_class scenarios, not random"):
         run_method("unsir", model, random, {})

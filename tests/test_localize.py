@@ -2,7 +2,6 @@ import pytest
 import torch
 from torch import nn
 
-from tiny_digits_task import one_thread  # noqa: F401 - module fixture
 from unlearnbench import UserError
 from unlearnbench.data import InMemoryLoader
 from unlearnbench.localize import (

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tiny_digits_task import accuracies, one_thread, trained_task, unchanged_outside  # noqa: F401 - module fixture
+from tiny_digits_task import accuracies, trained_task, unchanged_outside
 from unlearnbench import UserError
 from unlearnbench.localize import localize
 from unlearnbench.methods import Subset, run_method

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-import pytest
 import torch
 from torch import nn
 
@@ -16,15 +15,6 @@ from unlearnbench.models import ImageClassifier
 from unlearnbench.train import Recipe, fit, predict_logits
 
 FORGET_CLASS = 3
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One intra-op thread: on 2 shared cores, two spinning OpenMP threads make these tiny models ~30x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_cnn() -> ImageClassifier:

@@ -5,6 +5,7 @@ from snakemake.utils import validate
 
 from unlearnbench import UserError
 from unlearnbench.config import check_config, check_schema, method_config
+from unlearnbench.methods import supports
 
 try:
     check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
@@ -61,12 +62,14 @@ def run_dir(exp, seed, scenario, method):
 
 
 def all_runs():
+    """Every (experiment, seed, scenario, method), less the scenario kinds a method does not apply to."""
     return [
         (exp, seed, scenario, method)
         for exp in EXPERIMENTS
         for seed in config["seeds"]
         for scenario in EXPERIMENTS[exp]["scenarios"]
         for method in methods_of(exp)
+        if supports(method_config(config, method)["method"], config["scenarios"][scenario]["kind"])
     ]
 
 

@@ -21,19 +21,28 @@ from torch import nn
 
 from .. import UserError
 from ..data import DatasetSpec, InMemoryLoader, training_loader
+from ..splits import KINDS
 from ..train import Recipe
 
 METHODS: dict[str, Callable[..., nn.Module]] = {}
 
 
-def register_method(fn: Callable | None = None, *, name: str | None = None):
-    """Register ``fn`` under ``name`` (default: the function's name)."""
+SCENARIO_KINDS: dict[str, tuple[str, ...]] = {}  # the forget scenarios each method applies to
+
+
+def register_method(fn: Callable | None = None, *, name: str | None = None, scenarios: tuple[str, ...] = KINDS):
+    """Register ``fn`` under ``name`` (default: the function's name).
+
+    ``scenarios`` lists the scenario kinds the method applies to (e.g. only class forgetting); the DAG leaves the
+    other combinations out and the tables show them as missing.
+    """
 
     def wrap(fn):
         key = name or fn.__name__
         if key in METHODS and METHODS[key] is not fn:
             raise ValueError(f"method {key!r} is registered twice ({METHODS[key].__module__}, {fn.__module__})")
         METHODS[key] = fn
+        SCENARIO_KINDS[key] = tuple(scenarios)
         return fn
 
     return wrap(fn) if fn is not None else wrap
@@ -65,6 +74,8 @@ class UnlearnTask:
     seed: int = 0
     compile: bool = False
     scenario: dict = field(default_factory=dict)
+    mnemonic: dict | None = None  # the original's mnemonic codes and settings, when it was trained with them
+    record: dict = field(default_factory=dict)  # what a method wants saved in run.json (e.g. per-epoch curves)
 
     def loader(self, subset: Subset, batch_size: int, *, shuffle: bool = True, augment: bool = True) -> InMemoryLoader:
         """Batches of a subset on the task's device; ``augment`` uses the data set's training augmentation."""
@@ -92,9 +103,17 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
         raise UserError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {', '.join(valid) or 'none'}")
 
 
+def supports(name: str, scenario_kind: str) -> bool:
+    get_method(name)
+    return scenario_kind in SCENARIO_KINDS[name]
+
+
 def run_method(name: str, model: nn.Module, task: UnlearnTask, hparams: dict | None = None) -> nn.Module:
     hparams = dict(hparams or {})
     check_hyperparameters(name, hparams)
+    kind = task.scenario.get("kind")
+    if kind is not None and not supports(name, kind):
+        raise UserError(f"method {name!r} applies to {', '.join(SCENARIO_KINDS[name])} scenarios, not {kind}")
     model.to(task.device)
     return get_method(name)(model, task, **hparams)
 

@@ -48,7 +48,7 @@ def error_maximising_noise(
     return (noise * std + mean).detach()
 
 
-@register_method
+@register_method(scenarios=("full_class", "sub_class"))  # the noise is learnt for whole forget classes
 def unsir(
     model: nn.Module,
     task: UnlearnTask,
@@ -67,8 +67,6 @@ def unsir(
     """Defaults: the SSD repository's full-class UNSIR (25 noise steps at Adam lr 0.1, l2 weight 0.1, 80 copies of
     a noise batch of 32, the first 500 retain images of each class, impair batch 32 and repair batch 128 at Adam
     lr 1e-4, no augmentation); its sub-class runs use ``noise_steps: 250``."""
-    if task.scenario.get("kind") not in ("full_class", "sub_class"):
-        raise UserError("unsir learns noise for whole forget classes; use it with full_class or sub_class scenarios")
     if min(noise_steps, noise_batch, noise_copies, retain_per_class) < 1 or not noise_lr > 0:
         raise UserError("unsir: noise_steps, noise_batch, noise_copies, retain_per_class and noise_lr must be positive")
     impair = _recipe(task, impair_epochs, lr, noise_batch, "constant", optimizer="adamw", weight_decay=0.0)

@@ -31,6 +31,8 @@ rule incompetent:
     threads: config["threads"]
     resources:
         gpu=GPU,
+        mem_mb=8000,
+        runtime=30,
     log:
         f"{LOGS}/incompetent/{{exp}}/seed{{seed}}.log",
     script:
@@ -52,9 +54,10 @@ rule relearn:
         device=config["device"],
         **EVALUATION.get("relearn", {}),
     threads: config["threads"]
-    resources:
+    resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
         gpu=GPU,
-        mem_mb=16000,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 120 * attempt,
     log:
         f"{LOGS}/relearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}.log",
     script:
@@ -83,10 +86,10 @@ rule ulira_oracle:
     wildcard_constraints:
         k=r"\d+",
     threads: config["threads"]
-    resources:
+    resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
         gpu=GPU,
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt,
     log:
         f"{LOGS}/ulira_oracle/{{exp}}/seed{{seed}}/{{scenario}}/oracle{{k}}.log",
     script:

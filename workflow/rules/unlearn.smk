@@ -19,10 +19,10 @@ rule unlearn:
         device=config["device"],
         compile=config["compile"],
     threads: config["threads"]
-    resources:
+    resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,
-        mem_mb=16000,
-        runtime=240,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt,
     log:
         f"{LOGS}/unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}.log",
     benchmark:

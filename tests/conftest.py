@@ -54,3 +54,20 @@ def digits_class3_task(digits, digits_spec):
     )
     fit(model, task.loader(Subset(digits["train_x"], digits["train_y"]), recipe.batch_size), recipe)
     return model.state_dict(), task
+
+
+def trained(state_task):
+    """A fresh model carrying the weights of a ``(state_dict, task)`` fixture such as ``digits_class3_task``."""
+    from unlearnbench.checkpoint import build_model
+
+    state, task = state_task
+    model = build_model(task.model_config)
+    model.load_state_dict(state)
+    return model, task
+
+
+def accuracy(model, subset) -> float:
+    """Accuracy of ``model`` on a ``Subset``."""
+    from unlearnbench.train import predict_logits
+
+    return (predict_logits(model, subset.x).argmax(1) == subset.y).float().mean().item()

@@ -7,23 +7,12 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import accuracy, trained
 from unlearnbench import UserError
-from unlearnbench.checkpoint import build_model
 from unlearnbench.methods import run_method
 from unlearnbench.methods.l1_sparse import l1_weight
 from unlearnbench.methods.unsir import error_maximising_noise, first_per_class
 from unlearnbench.train import predict_logits
-
-
-def trained(state_task):
-    state, task = state_task
-    model = build_model(task.model_config)
-    model.load_state_dict(state)
-    return model, task
-
-
-def accuracy(model, subset) -> float:
-    return (predict_logits(model, subset.x).argmax(1) == subset.y).float().mean().item()
 
 
 # settings that forget on the width-4 fixture (the quick preset's, except l1_sparse's lr: 0.05 on width 8)

@@ -7,24 +7,13 @@ import dataclasses
 import pytest
 import torch
 
+from conftest import accuracy, trained
 from unlearnbench import UserError
-from unlearnbench.checkpoint import build_model
 from unlearnbench.methods import run_method
 from unlearnbench.methods.natmu import (
     assign_classes, confusable_ranking, draw_partners, make_hybrids, natmu_hybrids, natmu_masks,
 )
 from unlearnbench.train import predict_logits
-
-
-def trained(state_task):
-    state, task = state_task
-    model = build_model(task.model_config)
-    model.load_state_dict(state)
-    return model, task
-
-
-def accuracy(model, subset) -> float:
-    return (predict_logits(model, subset.x).argmax(1) == subset.y).float().mean().item()
 
 
 @pytest.mark.parametrize("size", [8, 32])

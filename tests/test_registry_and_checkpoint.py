@@ -1,12 +1,23 @@
 import pytest
 import torch
+from conftest import accuracy
 
 from unlearnbench import UserError
-from unlearnbench.checkpoint import load_checkpoint, load_model, model_config, save_checkpoint
+from unlearnbench.checkpoint import (
+    load_checkpoint,
+    load_model,
+    model_config,
+    save_checkpoint,
+)
 from unlearnbench.io import atomic_path
-from unlearnbench.methods import METHODS, check_hyperparameters, hyperparameters, register_method, run_method
+from unlearnbench.methods import (
+    METHODS,
+    check_hyperparameters,
+    hyperparameters,
+    register_method,
+    run_method,
+)
 from unlearnbench.models import create_model
-from unlearnbench.train import predict_logits
 
 CONFIG = model_config("resnet18", "digits", {"width": 4})
 
@@ -29,28 +40,24 @@ def test_registering_a_name_twice_is_refused():
         register_method(lambda model, task: model, name="finetune")
 
 
-def _accuracy(model, subset):
-    return (predict_logits(model, subset.x).argmax(1) == subset.y).float().mean().item()
-
-
 def test_retrain_starts_from_the_initial_weights_and_never_sees_the_forget_class(digits_class3_task):
     _, task = digits_class3_task
     model = run_method("retrain", create_model("resnet18", "digits", width=4), task)
-    assert _accuracy(model, task.forget) < 0.05 and _accuracy(model, task.retain) > 0.8
+    assert accuracy(model, task.forget) < 0.05 and accuracy(model, task.retain) > 0.8
 
 
 @pytest.mark.parametrize(
     "name, hparams", [("gradient_ascent", {"epochs": 3, "lr": 0.01}), ("neggrad_plus", {"epochs": 3, "lr": 0.02, "alpha": 0.9})]
 )
-def test_gradient_ascent_and_neggrad_plus_lower_forget_accuracy(digits_class3_task, name, hparams):
+def test_gradient_ascent_and_neggrad_plus_lower_forgetaccuracy(digits_class3_task, name, hparams):
     state, task = digits_class3_task
     model = create_model("resnet18", "digits", width=4)
     model.load_state_dict(state)
-    assert _accuracy(model, task.forget) > 0.8
+    assert accuracy(model, task.forget) > 0.8
     run_method(name, model, task, hparams)
-    assert _accuracy(model, task.forget) < 0.5
+    assert accuracy(model, task.forget) < 0.5
     if name == "neggrad_plus":
-        assert _accuracy(model, task.retain) > 0.6  # keeps most of the retain accuracy
+        assert accuracy(model, task.retain) > 0.6  # keeps most of the retain accuracy
 
 
 def test_checkpoint_roundtrip_with_initial_weights(tmp_path):

@@ -18,6 +18,26 @@ from .splits import check_scenario
 from .train import Recipe
 
 
+def apply_scale(config: dict) -> dict:
+    """Resolve ``scale`` (default ``full``): a config's ``scales.<scale>`` block is deep-merged over it and the
+    results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale."""
+    scale = config.get("scale", "full")
+    if scale == "full":
+        return config
+    scales = config.get("scales", {})
+    if scale not in scales:
+        raise UserError(f"scale {scale!r} is not defined under 'scales'; defined: full, {', '.join(scales) or 'none'}")
+    return {**deep_merge(config, scales[scale]), "name": f"{config['name']}-{scale}"}
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``base`` with ``override`` merged in: dicts recursively, everything else (lists included) replaced."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = deep_merge(base[key], value) if isinstance(value, dict) and isinstance(base.get(key), dict) else value
+    return out
+
+
 def check_schema(config: dict, schema_path: str | Path) -> None:
     """Validate against the JSON schema, reporting the most relevant violation in one line."""
     import jsonschema

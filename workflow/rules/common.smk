@@ -4,10 +4,11 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
-from unlearnbench.config import check_config, check_schema, method_config
+from unlearnbench.config import apply_scale, check_config, check_schema, method_config
 from unlearnbench.methods import supports
 
 try:
+    config.update(apply_scale(config))  # --config scale=reduced: the config's reduced grid
     check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
     config["methods"].setdefault("retrain", None)  # the oracle is always available

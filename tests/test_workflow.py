@@ -134,3 +134,11 @@ def test_impossible_forget_set_fails_its_job_with_one_line_and_no_artifact(confi
     assert "error: random scenario asks for 5000 forget samples but its pool holds 1300; lower count/fraction" in run.stderr
     assert not (REPO / target).exists()
     assert not list((REPO / "results" / config["name"]).rglob("*.part"))
+
+
+@pytest.mark.parametrize("scale", ["full", "reduced"])
+@pytest.mark.parametrize("paper", sorted(p.stem for p in (REPO / "config" / "papers").glob("*.yaml")))
+def test_every_paper_config_plans_at_both_scales(paper, scale):
+    run = snakemake(REPO / "config" / "papers" / f"{paper}.yaml", "-n", "--config", f"scale={scale}", timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    assert planned_jobs(run.stdout).get("train_original", 0) >= 1

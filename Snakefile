@@ -23,5 +23,6 @@ include: "workflow/rules/report.smk"
 rule all:
     default_target: True
     input:
+        ALL_METRICS,  # requested themselves: Snakemake does not remake a deleted intermediate file (snakemake#1978)
         TABLES,
         FIGURES,

@@ -104,7 +104,7 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
     again = snakemake(path, "-n")
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
     # deleting one metrics file recomputes only that run's metrics and what aggregates them
-    (out / "digits_resnet" / "seed1" / "random_5pct" / "neggrad_plus" / "metrics.json").unlink()
+    (out / "digits_resnet" / "seed0" / "random_5pct" / "neggrad_plus" / "metrics.json").unlink()
     plan = snakemake(path, "-n")
     assert planned_jobs(plan.stdout) == {"metrics": 1, "table": 1, "figure": 1, "all": 1}
 

@@ -32,10 +32,12 @@ def bad_teacher(
     batch_size: int = 256,
     weight_decay: float = 0.0,
     schedule: str = "constant",
+    reinit_head: bool = False,
 ) -> nn.Module:
     """Defaults: the SSD repository's blindspot run (1 epoch, Adam lr 1e-4, T = 1, 30 % of the retain set,
     batch 256, no augmentation). NatMU's baseline: ``retain_fraction: 1.0``, 5 epochs, batch 128, ``schedule: cosine``
-    and its per-setting lr / weight decay / temperature."""
+    and its per-setting lr / weight decay / temperature; ``reinit_head`` (NatMU's ``-i``, its full-class script) gives
+    the student a fresh classifier head after the competent teacher's outputs are taken from the original."""
     if not 0 < retain_fraction <= 1:
         raise UserError(f"bad_teacher: retain_fraction {retain_fraction} is not in (0, 1]; the paper uses 0.3")
     if not temperature > 0:
@@ -54,6 +56,8 @@ def bad_teacher(
         predict_logits(model, retain_x, device=task.device),
     ])
     targets = F.softmax(teacher_logits / temperature, dim=1)
+    if reinit_head:
+        model.head.reset_parameters()  # nn.Linear's default init, drawn after the seeded incompetent teacher
     x = torch.cat([task.forget.x.cpu(), retain_x.cpu()])
     loader = InMemoryLoader(x, targets, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device)
 

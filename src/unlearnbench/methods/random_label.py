@@ -66,9 +66,13 @@ def train_on_random_labels(model: nn.Module, task: UnlearnTask, recipe: Recipe, 
 def random_label(
     model: nn.Module, task: UnlearnTask, *, labels: str = "other", epochs: float = 5, lr: float = 1.45e-4,
     optimizer: str = "adamw", weight_decay: float = 8e-5, schedule: str = "cosine", augment: bool = False,
-    batch_size: int | None = None,
+    batch_size: int | None = None, reinit_head: bool = False,
 ) -> nn.Module:
     """Amnesiac / random-label fine-tuning of all parameters. The defaults are NatMU's full-class baseline (AdamW,
-    5 epochs, cosine, no augmentation); SSD's is ``epochs: 3, lr: 1e-4, weight_decay: 0, schedule: constant``."""
+    5 epochs, cosine, no augmentation); SSD's is ``epochs: 3, lr: 1e-4, weight_decay: 0, schedule: constant``.
+    ``reinit_head`` draws a fresh classifier head first (NatMU's ``-i``, its sub-class script)."""
     recipe = _recipe(task, epochs, lr, batch_size, schedule, optimizer=optimizer, weight_decay=weight_decay)
+    if reinit_head:
+        set_seed(task.seed)
+        model.head.reset_parameters()  # nn.Linear's default init
     return train_on_random_labels(model, task, recipe, labels=labels, augment=augment, desc="random label")

@@ -24,5 +24,4 @@ rule all:
     default_target: True
     input:
         ALL_METRICS,  # requested themselves: Snakemake does not remake a deleted intermediate file (snakemake#1978)
-        TABLES,
-        FIGURES,
+        REPORT_OUTPUTS,

@@ -12,7 +12,7 @@ import pytest
 
 from unlearnbench import UserError
 from unlearnbench.metrics import METRICS, NEEDS, Evaluation, compute, evaluate_run, js_bad_teacher_code, js_rows, kl_rows, needs_of
-from unlearnbench.report import oracle_deltas, summarise, to_markdown, write_table
+from unlearnbench.report import display_tables, oracle_deltas, summarise, write_summary
 
 
 def evaluation(train_p, test_p, y_train, y_test, forget, test_forget=(), seconds=1.0) -> Evaluation:
@@ -128,7 +128,7 @@ def test_summary_has_mean_std_n_and_seeds_and_the_markdown_says_directions():
     assert table.loc["ft", "n"] == 2 and table.loc["ft", "seeds"] == "0 1"
     assert np.isclose(table.loc["ft", "delta_test_acc_mean"], 0.2) and np.isclose(table.loc["ft", "delta_test_acc_std"], math.sqrt(0.02))
     assert np.isclose(table.loc["ft", "test_acc_mean"], 0.7)
-    md = to_markdown(summarise(runs_frame()))
+    md = "\n".join(caption + frame.to_markdown() for caption, frame in display_tables(summarise(runs_frame())))
     assert "test_acc % ↑" in md and "forget_acc % ≈oracle" in md and "method_seconds s ↓" in md
     assert "Δ test_acc %" in md and "oracle − method" in md and "20.0 ± 14.1" in md and "-60.0 ± 14.1" in md
 
@@ -156,9 +156,10 @@ def test_evaluate_run_reads_cached_files_and_the_table_aggregates_them(tmp_path)
     assert record["metrics"]["forget_acc"] == 1.0 and record["metrics"]["rte"] == 0.25 and "provenance" in record
     oracle_record = json.loads((tmp_path / "retrain" / "metrics.json").read_text())["metrics"]
     assert oracle_record["avg_gap"] == 0 and oracle_record["rte"] == 1
-    table = write_table(paths, str(tmp_path / "t.csv"), str(tmp_path / "t.md")).set_index("method")
+    table = write_summary(paths, *(str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex"))).set_index("method")
     assert table.loc["ft", "delta_forget_acc_mean"] == -1.0 and table.loc["ft", "delta_test_acc_mean"] == 0.25
     assert "Δ forget_acc" in (tmp_path / "t.md").read_text()
+    assert r"$\Delta$ forget\_acc" in (tmp_path / "t.tex").read_text() and "\\toprule" in (tmp_path / "t.tex").read_text()
 
 
 # --- training-based evaluations on a tiny model -----------------------------------------------------------------

@@ -170,8 +170,8 @@ TIMING_COLUMN = re.compile(r"(delta_)?(method_seconds|rte)_(mean|std)")  # wall 
 
 
 def summary_table(name: str) -> pd.DataFrame:
-    """results/<name>/tables/summary.csv without its timing columns."""
-    table = pd.read_csv(REPO / "results" / name / "tables" / "summary.csv")
+    """figures/<name>/summary.csv without its timing columns."""
+    table = pd.read_csv(REPO / "figures" / name / "summary.csv")
     return table.drop(columns=[c for c in table.columns if TIMING_COLUMN.fullmatch(c)])
 
 

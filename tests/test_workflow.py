@@ -73,7 +73,8 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
     run = snakemake(path)
     assert run.returncode == 0, run.stderr[-3000:]
     out = REPO / "results" / config["name"]
-    table = pd.read_csv(out / "tables" / "summary.csv")
+    figures = REPO / "figures" / config["name"]
+    table = pd.read_csv(figures / "summary.csv")
     expected = {  # every experiment x scenario x method, less the scenario kinds a method does not apply to
         (exp_name, scenario, method)
         for exp_name, exp in config["experiments"].items()
@@ -87,8 +88,12 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
     assert row.loc[("class_3", "retrain"), "forget_acc_mean"] == 0.0  # the oracle never saw class 3
     assert row.loc[("class_3", "original"), "forget_acc_mean"] > 0.8
     assert row.loc[("class_3", "retrain"), "retain_acc_mean"] > 0.8
-    assert (REPO / "figures" / config["name"] / "summary.png").stat().st_size > 10_000
-    main_table = next(b for b in (out / "tables" / "summary.md").read_text().split("\n\n") if b.startswith("| experiment"))
+    for figure in ("summary", "fisher_masking_finetuning", "leaderboard"):
+        assert (figures / f"{figure}.png").stat().st_size > 10_000 and (figures / f"{figure}.pdf").exists()
+    board = pd.read_csv(figures / "leaderboard.csv")  # every method but the oracle, ranked on every scenario it ran
+    assert set(board["method"]) == {m for _, _, m in expected} - {"retrain"}
+    assert board.groupby("scenario")["rank"].min().eq(1).all()
+    main_table = next(b for b in (figures / "summary.md").read_text().split("\n\n") if b.startswith("| experiment"))
     assert len(main_table.strip().splitlines()) == len(table) + 2  # header, rule, one row per run
 
     record = json.loads((out / "digits_resnet" / "seed0" / "class_3" / "finetune" / "metrics.json").read_text())
@@ -106,7 +111,7 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
     # deleting one metrics file recomputes only that run's metrics and what aggregates them
     (out / "digits_resnet" / "seed0" / "random_5pct" / "neggrad_plus" / "metrics.json").unlink()
     plan = snakemake(path, "-n")
-    assert planned_jobs(plan.stdout) == {"metrics": 1, "table": 1, "figure": 1, "all": 1}
+    assert planned_jobs(plan.stdout) == {"metrics": 1, "table": 1, "figure": 2, "leaderboard": 1, "all": 1}
 
 
 @pytest.mark.parametrize(
@@ -145,9 +150,15 @@ def test_impossible_forget_set_fails_its_job_with_one_line_and_no_artifact(confi
     assert not list((REPO / "results" / config["name"]).rglob("*.part"))
 
 
+PAPER_CONFIGS = sorted((REPO / "config" / "papers").glob("*.yaml")) + [REPO / "config" / "leaderboard.yaml"]
+
+
 @pytest.mark.parametrize("scale", ["full", "reduced"])
-@pytest.mark.parametrize("paper", sorted(p.stem for p in (REPO / "config" / "papers").glob("*.yaml")))
-def test_every_paper_config_plans_at_both_scales(paper, scale):
-    run = snakemake(REPO / "config" / "papers" / f"{paper}.yaml", "-n", "--config", f"scale={scale}", timeout=300)
+@pytest.mark.parametrize("path", PAPER_CONFIGS, ids=[p.stem for p in PAPER_CONFIGS])
+def test_every_paper_config_plans_its_runs_tables_and_figures_at_both_scales(path, scale):
+    run = snakemake(path, "-n", "--forceall", "--config", f"scale={scale}", timeout=300)  # the whole DAG, whatever is cached
     assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
-    assert planned_jobs(run.stdout).get("train_original", 0) >= 1
+    jobs, report = planned_jobs(run.stdout), yaml.safe_load(path.read_text())["report"]
+    assert jobs.get("train_original", 0) >= 1 and jobs["table"] == 1
+    assert jobs["figure"] == 1 + len(report.get("figures", {}))  # the summary and the paper's own figures
+    assert jobs.get("reported", 0) == ("reported" in report) and jobs.get("leaderboard", 0) == ("leaderboard" in report)

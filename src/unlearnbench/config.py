@@ -79,7 +79,7 @@ def check_config(config: dict) -> None:
         for scenario in exp["scenarios"]:
             if scenario not in config["scenarios"]:
                 raise UserError(f"{where} uses scenario {scenario!r}, not defined under 'scenarios': {', '.join(config['scenarios'])}")
-            check_scenario(config["scenarios"][scenario], dataset)
+            check_scenario(config["scenarios"][scenario], dataset, config["datasets"][exp["dataset"]])
         for name in exp["methods"]:
             entry = method_config(config, name)
             get_method(entry["method"])
@@ -87,3 +87,32 @@ def check_config(config: dict) -> None:
     unknown = [m for m in config["metrics"] if m not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; valid metrics: {', '.join(METRICS)}")
+
+
+def check_report(config: dict, root: str | Path = ".") -> None:
+    """Every name in the ``report`` block must exist in the config: figures' runs and metrics, match rules,
+    the reported-values file and the leaderboard's score."""
+    report = config.get("report", {})
+    known = {"experiments": config["experiments"], "scenarios": config["scenarios"], "methods": config["methods"]}
+    metrics = set(config["metrics"]) | {f"delta_{m}" for m in config["metrics"]}
+    for name, spec in report.get("figures", {}).items():
+        where = f"report figure {name!r}"
+        for key, defined in known.items():
+            unknown = [v for v in spec.get(key, []) + (spec.get("references", []) if key == "methods" else []) if v not in defined]
+            if unknown:
+                raise UserError(f"{where} names {key} {unknown} that the config does not define; defined: {', '.join(defined)}")
+        unknown = [m for m in spec.get("metrics", []) if m not in metrics]
+        if unknown and spec["kind"] != "history":  # a history's metrics are the method's own record
+            raise UserError(f"{where} draws metric(s) {unknown} that the config does not compute; add them to 'metrics'")
+        if spec["kind"] == "sweep" and not str(spec.get("x", "")).startswith(("method.", "experiment.")):
+            raise UserError(f"{where} is a sweep: set x to method.<hyperparameter> or experiment.<key>, e.g. method.rho")
+    if "reported" in report and not (Path(root) / report["reported"]).is_file():
+        raise UserError(f"report.reported file {report['reported']!r} not found (a path relative to the project root)")
+    for rule in report.get("match", []):
+        if rule["experiment"] not in config["experiments"]:
+            raise UserError(f"report.match names experiment {rule['experiment']!r}, not defined under 'experiments'")
+        if rule.get("scenario") and rule["scenario"] not in config["experiments"][rule["experiment"]]["scenarios"]:
+            raise UserError(f"report.match names scenario {rule['scenario']!r}, not a scenario of experiment {rule['experiment']!r}")
+    score = report.get("leaderboard", {}).get("score")
+    if score is not None and score not in config["metrics"]:
+        raise UserError(f"the leaderboard's score {score!r} is not in the config's metrics; add it there or pick one of: {', '.join(config['metrics'])}")

@@ -1,9 +1,9 @@
-"""Tables and figures, built only from the metrics JSON artifacts.
+"""Tables, built only from the metrics JSON artifacts: the summary of a grid and the leaderboard of its methods.
 
 Every aggregated number is mean ± std (ddof=1) over seeds, with the number of seeds and which ones went in.
-The summary table holds each metric per method; the Δ table holds DEL's Δ = oracle − method, paired by seed
-(each run minus nothing but the retrain oracle of its own seed and scenario): Δ > 0 means below the oracle, and
-the smaller |Δ| the better.
+The summary holds each metric per method, and DEL's Δ = oracle − method paired by seed (each run minus nothing but
+the retrain oracle of its own seed and scenario): Δ > 0 means below the oracle, and the smaller |Δ| the better.
+Each table is written as CSV (full precision), Markdown and LaTeX (``write_tables``).
 """
 
 from __future__ import annotations
@@ -19,16 +19,17 @@ from .metrics import METRICS
 KEYS = ["experiment", "scenario", "method"]
 ARROW = {"higher": "↑", "lower": "↓", "oracle": "≈oracle"}
 ORACLE = "retrain"
+UNIT = {"fraction": " %", "seconds": " s", "ratio": "", "nats": " nats", "epochs": " epochs"}
+
+
+def load_records(paths: list[str]) -> list[dict]:
+    return [json.loads(Path(p).read_text()) for p in paths]
 
 
 def load_runs(paths: list[str]) -> pd.DataFrame:
     """One row per run: experiment, scenario, method, seed and every metric."""
-    rows = []
-    for path in paths:
-        record = json.loads(Path(path).read_text())
-        rows.append({"experiment": record["experiment"], "scenario": record["scenario"], "method": record["method"],
-                     "seed": record["seed"], **record["metrics"]})
-    return pd.DataFrame(rows)
+    return pd.DataFrame([{"experiment": r["experiment"], "scenario": r["scenario"], "method": r["method"], "seed": r["seed"], **r["metrics"]}
+                         for r in load_records(paths)])
 
 
 def oracle_deltas(runs: pd.DataFrame) -> pd.DataFrame:
@@ -42,77 +43,137 @@ def oracle_deltas(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([merged[KEYS + ["seed"]], pd.DataFrame(deltas)], axis=1)
 
 
+def with_deltas(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs with their Δ to the oracle as ``delta_<metric>`` columns."""
+    return runs.merge(oracle_deltas(runs), on=KEYS + ["seed"], how="left")
+
+
+def metric_columns(runs: pd.DataFrame) -> list[str]:
+    return [m for m in METRICS if m in runs.columns] + [c for c in runs.columns if c.startswith("delta_")]
+
+
 def summarise(runs: pd.DataFrame) -> pd.DataFrame:
     """Mean, standard deviation (ddof=1; NaN for one seed) and seeds per (experiment, scenario, method) of every
-    metric and of every Δ to the oracle (``oracle_deltas``)."""
-    runs = runs.merge(oracle_deltas(runs), on=KEYS + ["seed"], how="left")
-    metric_cols = [m for m in METRICS if m in runs.columns] + [c for c in runs.columns if c.startswith("delta_")]
+    metric and every Δ to the oracle, in the order the runs list the methods."""
+    runs = with_deltas(runs)
     order = {m: i for i, m in enumerate(dict.fromkeys(runs["method"]))}
     grouped = runs.groupby(KEYS, sort=False)
-    table = grouped[metric_cols].agg(["mean", "std"])
+    table = grouped[metric_columns(runs)].agg(["mean", "std"])
     table.columns = [f"{m}_{stat}" for m, stat in table.columns]
     table.insert(0, "n", grouped.size())
     table.insert(1, "seeds", grouped["seed"].agg(lambda s: " ".join(map(str, sorted(s)))))
     table = table.reset_index()
-    return table.sort_values(["experiment", "scenario", "method"], key=lambda c: c.map(order) if c.name == "method" else c, kind="stable")
+    return table.sort_values(KEYS, key=lambda c: c.map(order) if c.name == "method" else c, kind="stable")
 
 
-UNIT = {"fraction": " %", "seconds": " s", "ratio": "", "nats": " nats", "epochs": " epochs"}
+def metric_scale(column: str) -> str:
+    return "fraction" if column.startswith("delta_") else METRICS[column].scale
 
 
-def cells(table: pd.DataFrame, column: str, scale: str) -> list[str]:
-    """'mean ± std' per row (fractions as %), '–' where the metric does not apply."""
+def fmt(mean, std=float("nan"), scale: str = "fraction") -> str:
+    """'mean ± std' (fractions as %), '–' where the value is missing."""
     factor, digits = (100, 1) if scale == "fraction" else (1, 3 if scale in ("ratio", "nats") else 2)
-    mean, std = table[f"{column}_mean"] * factor, table[f"{column}_std"] * factor
-    return [("–" if pd.isna(m) else f"{m:.{digits}f}" + ("" if pd.isna(s) else f" ± {s:.{digits}f}")) for m, s in zip(mean, std)]
+    if pd.isna(mean):
+        return "–"
+    return f"{mean * factor:.{digits}f}" + ("" if pd.isna(std) else f" ± {std * factor:.{digits}f}")
 
 
-def to_markdown(table: pd.DataFrame) -> str:
-    """Two tables, mean ± std over the listed seeds: every metric (the header says its unit and direction), then
-    Δ = oracle − method for the methods other than the oracle."""
+def cells(table: pd.DataFrame, column: str) -> list[str]:
+    scale = metric_scale(column)
+    return [fmt(m, s, scale) for m, s in zip(table[f"{column}_mean"], table[f"{column}_std"])]
+
+
+def display_tables(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The summary as printed: every metric (header with unit and direction), then Δ = oracle − method."""
     columns = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
     summary, delta = table[KEYS + ["n", "seeds"]].copy(), table[KEYS + ["n", "seeds"]].copy()
     for column in columns:
         if column.startswith("delta_"):
-            delta[f"Δ {column[len('delta_'):]} %"] = cells(table, column, "fraction")
+            delta[f"Δ {column[len('delta_'):]} %"] = cells(table, column)
         else:
             spec = METRICS[column]
-            summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column, spec.scale)
-    delta = delta[delta["method"] != ORACLE]
-    return "\n\n".join([
-        "Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the retrain oracle.",
-        summary.to_markdown(index=False),
-        "Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the better).",
-        delta.to_markdown(index=False),
-    ])
+            summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column)
+    return [
+        ("Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the retrain oracle.", summary),
+        ("Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the better).",
+         delta[delta["method"] != ORACLE]),
+    ]
 
 
-def write_table(metrics_paths: list[str], out_csv: str, out_md: str) -> pd.DataFrame:
-    table = summarise(load_runs(metrics_paths))
+LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "Δ": r"$\Delta$", "–": "--", "−": "-"}
+
+
+def to_latex(frame: pd.DataFrame, caption: str) -> str:
+    """A booktabs tabular (LaTeX needs ``\\usepackage{booktabs}``) with the caption as a comment above it."""
+    text = f"% {caption}\n" + frame.to_latex(index=False, escape=True)
+    for symbol, command in LATEX_SYMBOLS.items():
+        text = text.replace(symbol, command)
+    return text
+
+
+def write_tables(csv: pd.DataFrame, parts: list[tuple[str, pd.DataFrame]], out_csv: str, out_md: str, out_tex: str) -> None:
+    """The full-precision ``csv`` frame, and the captioned display ``parts`` as Markdown and LaTeX."""
     with atomic_path(out_csv) as tmp:
-        table.to_csv(tmp, index=False)
+        csv.to_csv(tmp, index=False)
     with atomic_path(out_md) as tmp:
-        tmp.write_text(to_markdown(table) + "\n")
+        tmp.write_text("\n\n".join(f"{caption}\n\n{frame.to_markdown(index=False)}" for caption, frame in parts) + "\n")
+    with atomic_path(out_tex) as tmp:
+        tmp.write_text("\n".join(to_latex(frame, caption) for caption, frame in parts))
+
+
+def write_summary(metrics_paths: list[str], out_csv: str, out_md: str, out_tex: str) -> pd.DataFrame:
+    table = summarise(load_runs(metrics_paths))
+    write_tables(table, display_tables(table), out_csv, out_md, out_tex)
     return table
 
 
-def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, metrics: tuple[str, ...] = ("forget_acc", "retain_acc", "test_acc", "mia_entropy_lr")) -> None:
-    """Grouped bars (mean ± sd over seeds) of the main metrics per method, one panel per experiment and scenario."""
-    import matplotlib
+# --- leaderboard ------------------------------------------------------------------------------------------------
 
-    matplotlib.use("Agg")
-    import seaborn as sns
 
+def rank_methods(runs: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Each method's score (mean ± std over seeds) and rank (1 = best, ties share the best rank) per scenario,
+    against every other method on that scenario, whichever experiment ran it (a method that needs its own
+    original, like mnemonic code, competes with the rest; each is scored against its own experiment's oracle).
+    A method that several experiments run is listed once per experiment, as ``method [experiment]``.
+    The retrain oracle is the reference and is not ranked."""
+    runs = runs[runs["method"] != ORACLE]
+    scores = runs.groupby(KEYS, sort=False)[score].agg(["mean", "std", "size"]).reset_index().rename(columns={"size": "n"})
+    shared = scores.groupby("method")["experiment"].transform("nunique") > 1
+    scores["entry"] = scores["method"].where(~shared, scores["method"] + " [" + scores["experiment"] + "]")
+    ascending = METRICS[score].direction == "lower"
+    scores["rank"] = scores.groupby("scenario")["mean"].rank(method="min", ascending=ascending)
+    return scores
+
+
+def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
+    """One row per method entry: its mean rank over the scenarios it ran on, sorted best first."""
+    wide = ranked.pivot(index="entry", columns="scenario", values="rank")
+    board = pd.DataFrame({"mean_rank": wide.mean(axis=1), "scenarios": wide.notna().sum(axis=1)})
+    return board.sort_values(["mean_rank", "scenarios"], ascending=[True, False]).reset_index()
+
+
+def write_leaderboard(metrics_paths: list[str], score: str, out_csv: str, out_md: str, out_tex: str, out_png: str, out_pdf: str) -> pd.DataFrame:
+    """The leaderboard as a table (per-scenario score and rank, mean rank) and as a heatmap of ranks."""
     runs = load_runs(metrics_paths)
-    metrics = [m for m in metrics if m in runs.columns]
-    long = runs.melt(id_vars=KEYS + ["seed"], value_vars=metrics, var_name="metric", value_name="value").dropna(subset=["value"])
-    long["panel"] = long["experiment"] + " / " + long["scenario"]
-    sns.set_theme(style="whitegrid", context="paper")
-    grid = sns.catplot(data=long, kind="bar", x="metric", y="value", hue="method", col="panel", col_wrap=min(3, long["panel"].nunique()),
-                       errorbar="sd", height=3.2, aspect=1.3, order=metrics)
-    grid.set_titles("{col_name}").set_axis_labels("", "fraction").set(ylim=(0, 1.05))
-    for ax in grid.axes.flat:
-        ax.tick_params(axis="x", labelrotation=20)
-    for out in (out_png, out_pdf):
-        with atomic_path(out) as tmp:
-            grid.savefig(tmp, format=Path(out).suffix[1:], dpi=150, bbox_inches="tight")
+    if score not in runs.columns:
+        from . import UserError
+
+        raise UserError(f"the leaderboard's score {score!r} was not computed; add it to the config's metrics")
+    ranked = rank_methods(runs, score)
+    board = leaderboard(ranked)
+    shown = board[["entry"]].rename(columns={"entry": "method"}).assign(**{"mean rank": board["mean_rank"].map("{:.2f}".format)})
+    scale = METRICS[score].scale
+    for scenario, group in ranked.groupby("scenario", sort=False):
+        by_entry = group.set_index("entry")
+        shown[scenario] = [
+            f"{fmt(by_entry.at[e, 'mean'], by_entry.at[e, 'std'], scale)} (#{by_entry.at[e, 'rank']:.0f})" if e in by_entry.index else "–"
+            for e in board["entry"]
+        ]
+    caption = (f"Methods ranked by {score} ({ARROW[METRICS[score].direction]}), mean ± std over seeds, rank per scenario in "
+               f"brackets, among all methods on that scenario; sorted by mean rank over the scenarios each method applies to. "
+               f"The retrain oracle is the reference, not ranked.")
+    write_tables(ranked, [(caption, shown)], out_csv, out_md, out_tex)
+    from .plots import leaderboard_heatmap
+
+    leaderboard_heatmap(ranked, board["entry"].tolist(), score, out_png, out_pdf)
+    return board

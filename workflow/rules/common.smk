@@ -4,7 +4,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
-from unlearnbench.config import apply_scale, check_config, check_schema, method_config
+from unlearnbench.config import apply_scale, check_config, check_report, check_schema, method_config
 from unlearnbench.methods import supports
 
 try:
@@ -13,6 +13,7 @@ try:
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
     config["methods"].setdefault("retrain", None)  # the oracle is always available
     check_config(config)
+    check_report(config, workflow.basedir)
 except UserError as err:
     raise WorkflowError(f"config error: {err}") from None
 
@@ -75,5 +76,19 @@ def all_runs():
 
 
 ALL_METRICS = [f"{run_dir(*run)}/metrics.json" for run in all_runs()]
-TABLES = [f"{RUN}/tables/summary.csv", f"{RUN}/tables/summary.md"]
-FIGURES = [f"figures/{config['name']}/summary.png", f"figures/{config['name']}/summary.pdf"]
+# Everything regenerated from the metrics goes to figures/<name>/: tables (CSV, Markdown, LaTeX) and figures
+# (PNG, PDF); report.smk has the rules.
+FIG = f"figures/{config['name']}"
+REPORT = config.get("report", {})
+FIGURE_SPECS = {
+    "summary": {"kind": "bars", "metrics": ["forget_acc", "retain_acc", "test_acc", "mia_entropy_lr"],
+                "caption": "Forget, retain and test accuracy and the entropy logistic-regression MIA per method."},
+    **REPORT.get("figures", {}),
+}
+TABLE_FORMATS = ["csv", "md", "tex"]
+REPORT_OUTPUTS = (
+    expand(f"{FIG}/summary.{{ext}}", ext=TABLE_FORMATS)
+    + expand(f"{FIG}/{{figure}}.{{ext}}", figure=FIGURE_SPECS, ext=["png", "pdf"])
+    + (expand(f"{FIG}/reported_vs_reproduced.{{ext}}", ext=TABLE_FORMATS + ["png", "pdf"]) if "reported" in REPORT else [])
+    + (expand(f"{FIG}/leaderboard.{{ext}}", ext=TABLE_FORMATS + ["png", "pdf"]) if "leaderboard" in REPORT else [])
+)

@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quick test test-fast report clean
+.PHONY: setup quick test test-fast report papers-reduced leaderboard-reduced clean
 
 setup: $(STAMP)
 
@@ -24,6 +24,15 @@ test: setup
 
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
+
+PAPERS := fisher_masking mnemonic_code ssd_lfssd natmu del
+
+# The five papers' grids at the reduced (CPU) scale, one after another; needs ../shared/data/cifar10-jpeg.tar.gz.
+papers-reduced: setup
+	for paper in $(PAPERS); do $(BIN)/snakemake --configfile config/papers/$$paper.yaml --config scale=reduced || exit 1; done
+
+leaderboard-reduced: setup
+	$(BIN)/snakemake --configfile config/leaderboard.yaml --config scale=reduced
 
 report: setup
 	$(BIN)/snakemake --configfile config/quick.yaml --report report.html

@@ -11,6 +11,9 @@ if not config:  # a --configfile replaces the default instead of being merged in
     configfile: "config/config.yaml"
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"

@@ -159,6 +159,7 @@ def test_evaluate_run_reads_cached_files_and_the_table_aggregates_them(tmp_path)
     table = write_summary(paths, *(str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex"))).set_index("method")
     assert table.loc["ft", "delta_forget_acc_mean"] == -1.0 and table.loc["ft", "delta_test_acc_mean"] == 0.25
     assert "Δ forget_acc" in (tmp_path / "t.md").read_text()
+    assert "| git_commit" in (tmp_path / "t.md").read_text()  # which code produced the runs
     assert r"$\Delta$ forget\_acc" in (tmp_path / "t.tex").read_text() and "\\toprule" in (tmp_path / "t.tex").read_text()
 
 

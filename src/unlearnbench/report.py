@@ -28,8 +28,18 @@ def load_records(paths: list[str]) -> list[dict]:
 
 def load_runs(paths: list[str]) -> pd.DataFrame:
     """One row per run: experiment, scenario, method, seed and every metric."""
+    return runs_frame(load_records(paths))
+
+
+def runs_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame([{"experiment": r["experiment"], "scenario": r["scenario"], "method": r["method"], "seed": r["seed"], **r["metrics"]}
-                         for r in load_records(paths)])
+                         for r in records])
+
+
+def provenance_table(records: list[dict]) -> pd.DataFrame:
+    """How many runs each code version produced (git commit, package and torch versions, from metrics.json)."""
+    rows = pd.DataFrame([r.get("provenance", {}) for r in records]).fillna("unknown")
+    return rows.value_counts().rename("runs").reset_index()
 
 
 def oracle_deltas(runs: pd.DataFrame) -> pd.DataFrame:
@@ -122,8 +132,11 @@ def write_tables(csv: pd.DataFrame, parts: list[tuple[str, pd.DataFrame]], out_c
 
 
 def write_summary(metrics_paths: list[str], out_csv: str, out_md: str, out_tex: str) -> pd.DataFrame:
-    table = summarise(load_runs(metrics_paths))
-    write_tables(table, display_tables(table), out_csv, out_md, out_tex)
+    """The summary tables, and which code produced the runs."""
+    records = load_records(metrics_paths)
+    table = summarise(runs_frame(records))
+    parts = display_tables(table) + [("Provenance: the code that produced the runs (metrics.json).", provenance_table(records))]
+    write_tables(table, parts, out_csv, out_md, out_tex)
     return table
 
 

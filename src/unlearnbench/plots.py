@@ -81,29 +81,22 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
         axes["x"] = "x"
     sns.set_theme(style="whitegrid", context="paper")
     if long.empty:
-        grid = empty_figure("no run of this figure's experiments, scenarios and methods has these metrics")
+        save(empty_figure("no run of this figure's experiments, scenarios and methods has these metrics"), out_png, out_pdf)
+        return
+    wrap = {"col_wrap": min(3, long[axes["col"]].nunique())} if axes["col"] and not axes["row"] else {}
+    facets = dict(data=long, x=axes["x"], y="value", hue=axes["hue"], col=axes["col"], row=axes["row"], height=3.0, aspect=1.3, **wrap)
+    if kind == "bars":
+        grid = sns.catplot(kind="bar", errorbar="sd", sharey=False, **facets)
+        grid.tick_params(axis="x", labelrotation=25)
     else:
-        wrap = {"col_wrap": min(3, long[axes["col"]].nunique())} if axes["col"] and not axes["row"] else {}
-        common = dict(data=long, x=axes["x"], y="value", hue=axes["hue"], col=axes["col"], row=axes["row"],
-                      height=3.0, aspect=1.3, facet_kws={"sharey": False} if kind != "bars" else None, **wrap)
-        if kind == "bars":
-            common.pop("facet_kws")
-            grid = sns.catplot(kind="bar", errorbar="sd", sharey=False, **common)
-            for ax in grid.axes.flat:
-                ax.tick_params(axis="x", labelrotation=25)
-        else:
-            grid = sns.relplot(kind="line", errorbar="sd", marker="o", **common)
-            if kind == "history":
-                draw_references(grid, spec, metrics_paths, axes)
-                for ax in grid.axes.flat:
-                    ax.xaxis.get_major_locator().set_params(integer=True)
-        grid.set_titles(template="{row_name} | {col_name}" if axes["row"] else "{col_name}")
-        grid.set_axis_labels(spec.get("x_label", spec.get("x", axes["x"])), spec.get("y_label", "value"))
+        grid = sns.relplot(kind="line", errorbar="sd", marker="o", facet_kws={"sharey": False}, **facets)
+    if kind == "history":
+        draw_references(grid, spec, metrics_paths, axes)
         for ax in grid.axes.flat:
-            if spec.get("log_x"):
-                ax.set_xscale("log")
-            if spec.get("log_y"):
-                ax.set_yscale("log")
+            ax.xaxis.get_major_locator().set_params(integer=True)
+    grid.set_titles(template="{row_name} | {col_name}" if axes["row"] else "{col_name}")
+    grid.set_axis_labels(spec.get("x_label", spec.get("x", axes["x"])), spec.get("y_label", "value"))
+    grid.set(xscale="log" if spec.get("log_x") else "linear", yscale="log" if spec.get("log_y") else "linear")
     save(grid.figure, out_png, out_pdf)
 
 
@@ -121,12 +114,13 @@ def draw_references(grid, spec: dict, metrics_paths: list[str], axes: dict) -> N
 
 
 def empty_figure(message: str):
+    """A figure that says why it is empty (a selection without runs), so that a target never goes missing."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5, 1.5))
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
-    return type("Grid", (), {"figure": fig})()
+    return fig
 
 
 def save(fig, out_png: str, out_pdf: str) -> None:

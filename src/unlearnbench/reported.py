@@ -148,7 +148,7 @@ def scatter(table: pd.DataFrame, out_png: str, out_pdf: str) -> None:
 
     points = table[(table["unit"] == "%") & table["reproduced"].notna()] if len(table) else table
     if points.empty:
-        save(empty_figure("no reported percentage has a reproduced value in this grid").figure, out_png, out_pdf)
+        save(empty_figure("no reported percentage has a reproduced value in this grid"), out_png, out_pdf)
         return
     sns.set_theme(style="whitegrid", context="paper")
     fig, ax = plt.subplots(figsize=(4.5, 4.2))

@@ -19,3 +19,9 @@ def test_scales_merge_a_reduced_grid_into_its_own_results_folder():
     assert reduced["datasets"]["cifar10"] == {"source": "torchvision", "train_size": 5000}
     with pytest.raises(UserError, match="scale 'tiny' is not defined under 'scales'; defined: full, reduced"):
         apply_scale({**config, "scale": "tiny"})
+
+
+def test_a_scale_drops_an_experiment_set_to_null():
+    config = {"name": "del", "experiments": {"cifar": {"dataset": "cifar10"}, "svhn": {"dataset": "svhn"}},
+              "scales": {"reduced": {"experiments": {"svhn": None, "cifar": {"dataset": "cifar10_small"}}}}}
+    assert apply_scale({**config, "scale": "reduced"})["experiments"] == {"cifar": {"dataset": "cifar10_small"}}

@@ -20,14 +20,17 @@ from .train import Recipe
 
 def apply_scale(config: dict) -> dict:
     """Resolve ``scale`` (default ``full``): a config's ``scales.<scale>`` block is deep-merged over it and the
-    results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale."""
+    results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. An
+    experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy)."""
     scale = config.get("scale", "full")
     if scale == "full":
         return config
     scales = config.get("scales", {})
     if scale not in scales:
         raise UserError(f"scale {scale!r} is not defined under 'scales'; defined: full, {', '.join(scales) or 'none'}")
-    return {**deep_merge(config, scales[scale]), "name": f"{config['name']}-{scale}"}
+    merged = deep_merge(config, scales[scale])
+    experiments = {k: v for k, v in merged.get("experiments", {}).items() if v is not None}  # `exp: null` drops one
+    return {**merged, "experiments": experiments, "name": f"{config['name']}-{scale}"}
 
 
 def deep_merge(base: dict, override: dict) -> dict:

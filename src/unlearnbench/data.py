@@ -77,6 +77,9 @@ DATASETS: dict[str, DatasetSpec] = {
         ),
         DatasetSpec("mnist", DIGITS, 1, 28, (0.1307,), (0.3081,), 2, False),
         DatasetSpec("digits", DIGITS, 1, 8, (0.3053,), (0.3759,), 1, False),
+        # SVHN: the train split's per-channel statistics as most SVHN code normalises with them (e.g. DeepCore,
+        # PatrickZH/DeepCore deepcore/datasets/svhn.py); digits, so no flip
+        DatasetSpec("svhn", DIGITS, 3, 32, (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970), 4, False),
     )
 }
 
@@ -185,20 +188,20 @@ def _as_tensors(x_tr, y_tr, x_te, y_te, **extra) -> dict:
 def _load_torchvision(name: str, root: Path, download: bool) -> dict:
     import torchvision.datasets as tvd
 
-    def fetch(cls, **kwargs):
+    def fetch(cls, files: str, splits=({"train": True}, {"train": False})):
         try:
-            return cls(root, train=True, download=download, **kwargs), cls(root, train=False, download=download, **kwargs)
+            return tuple(cls(root, download=download, **split) for split in splits)
         except Exception as err:  # noqa: BLE001 - download and integrity failures alike
             raise UserError(
-                f"could not load {name} from {root} ({err}); put the torchvision files there "
+                f"could not load {name} from {root} ({err}); put the torchvision files ({files}) there "
                 f"(or set data_root), or point datasets.<key> at a local ImageFolder copy with source: imagefolder"
             ) from None
 
     if name == "cifar10":
-        tr, te = fetch(tvd.CIFAR10)
+        tr, te = fetch(tvd.CIFAR10, "cifar-10-batches-py/ or cifar-10-python.tar.gz")
         return _as_tensors(tr.data.transpose(0, 3, 1, 2), tr.targets, te.data.transpose(0, 3, 1, 2), te.targets)
     if name in ("cifar100", "cifar20"):
-        tr, te = fetch(tvd.CIFAR100)
+        tr, te = fetch(tvd.CIFAR100, "cifar-100-python/ or cifar-100-python.tar.gz")
         # torchvision reads only the fine labels; the superclass labels are in the same pickles.
         folder = Path(tr.root) / tr.base_folder
         coarse = {split: _read_pickle(folder / split)["coarse_labels"] for split in ("train", "test")}
@@ -207,8 +210,11 @@ def _load_torchvision(name: str, root: Path, download: bool) -> dict:
             return _as_tensors(x_tr, tr.targets, x_te, te.targets)
         return _as_tensors(x_tr, coarse["train"], x_te, coarse["test"], train_fine_y=tr.targets, test_fine_y=te.targets)
     if name == "mnist":
-        tr, te = fetch(tvd.MNIST)
+        tr, te = fetch(tvd.MNIST, "MNIST/raw/*-ubyte[.gz]")
         return _as_tensors(tr.data[:, None].numpy(), tr.targets, te.data[:, None].numpy(), te.targets)
+    if name == "svhn":  # torchvision gives [N, 3, 32, 32] and maps digit 0 (label 10 in the files) to 0; no 'extra'
+        tr, te = fetch(tvd.SVHN, "train_32x32.mat and test_32x32.mat", ({"split": "train"}, {"split": "test"}))
+        return _as_tensors(tr.data, tr.labels, te.data, te.labels)
     raise UserError(f"data set {name!r} is not available through torchvision; use source: sklearn")
 
 

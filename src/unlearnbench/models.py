@@ -1,4 +1,4 @@
-"""Models by name: CIFAR ResNet-18 (with a width option), a small ViT for 32x32, torchvision's ViT-B/16.
+"""Models by name: CIFAR ResNet-18 (with a width option), a small ViT for 32x32, torchvision's ViT-B/16, an MLP.
 
 Every model is an ``ImageClassifier``: it takes float pixels in [0, 1], resizes them when the backbone needs a
 fixed input size (ViT-B/16 at 224), normalises them with the data set's statistics and runs the backbone.
@@ -7,6 +7,8 @@ fixed input size (ViT-B/16 at 224), normalises them with the data set's statisti
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from itertools import pairwise
 from typing import Callable
 
 import torch
@@ -79,6 +81,24 @@ def resnet18(spec: DatasetSpec, width: int = 64) -> ImageClassifier:
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     return ImageClassifier(net, "fc", spec)
+
+
+ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+@register_model
+def mlp(spec: DatasetSpec, hidden: tuple[int, ...] = (1000,), activation: str = "sigmoid") -> ImageClassifier:
+    """A fully connected net on the flattened image: ``fc1 .. fcN`` (widths ``hidden``, each followed by
+    ``activation``) and the linear ``head``, PyTorch's default initialisation. The defaults are the MNIST model of
+    Yamashita et al. (mnemonic code, App. A): 784-1000-10 with a sigmoid."""
+    if activation not in ACTIVATIONS:
+        raise UserError(f"mlp: unknown activation {activation!r}; valid: {', '.join(ACTIVATIONS)}")
+    widths = [spec.channels * spec.size**2, *hidden]
+    layers = [("flatten", nn.Flatten())]
+    for i, (n_in, n_out) in enumerate(pairwise(widths), start=1):
+        layers += [(f"fc{i}", nn.Linear(n_in, n_out)), (f"act{i}", ACTIVATIONS[activation]())]
+    layers.append(("head", nn.Linear(widths[-1], spec.num_classes)))
+    return ImageClassifier(nn.Sequential(OrderedDict(layers)), "head", spec)
 
 
 @register_model

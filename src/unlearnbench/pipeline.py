@@ -60,7 +60,8 @@ def train_original(
     set_seed(seed)
     net = build_model(config)
     initial = {k: v.clone() for k, v in net.state_dict().items()}
-    loader = training_loader(data["train_x"], data["train_y"], spec, recipe.batch_size, seed=seed, device=dev)
+    loader = training_loader(data["train_x"], data["train_y"], spec, recipe.batch_size, seed=seed, device=dev,
+                             augment=recipe.augment)
     start = time.perf_counter()
     history = fit(net, loader, recipe, loss_fn=loss_fn, compile=compile, desc="original")
     save_checkpoint(out, net, config, initial_state=initial, meta={**meta, "seconds": time.perf_counter() - start, "history": history})

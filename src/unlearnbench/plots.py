@@ -90,13 +90,13 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
         grid.tick_params(axis="x", labelrotation=25)
     else:
         grid = sns.relplot(kind="line", errorbar="sd", marker="o", facet_kws={"sharey": False}, **facets)
+    grid.set_titles(template="{row_name} | {col_name}" if axes["row"] else "{col_name}")
+    grid.set_axis_labels(spec.get("x_label", spec.get("x", axes["x"])), spec.get("y_label", "value"))
+    grid.set(**{f"{axis}scale": "log" for axis in ("x", "y") if spec.get(f"log_{axis}")})
     if kind == "history":
         draw_references(grid, spec, metrics_paths, axes)
         for ax in grid.axes.flat:
             ax.xaxis.get_major_locator().set_params(integer=True)
-    grid.set_titles(template="{row_name} | {col_name}" if axes["row"] else "{col_name}")
-    grid.set_axis_labels(spec.get("x_label", spec.get("x", axes["x"])), spec.get("y_label", "value"))
-    grid.set(xscale="log" if spec.get("log_x") else "linear", yscale="log" if spec.get("log_y") else "linear")
     save(grid.figure, out_png, out_pdf)
 
 
@@ -108,9 +108,10 @@ def draw_references(grid, spec: dict, metrics_paths: list[str], axes: dict) -> N
         facet = refs
         for axis, name in zip(facets, key if isinstance(key, tuple) else (key,)):
             facet = facet[facet[axis] == name]
-        for method, value in facet.groupby("method")["value"].mean().items():
-            ax.axhline(value, ls="--", c="grey", lw=1)
-            ax.annotate(method, (1, value), xycoords=("axes fraction", "data"), fontsize=7, color="grey", ha="right", va="bottom")
+        for (method, value), style in zip(facet.groupby("method", sort=False)["value"].mean().items(), ("--", ":", "-.", (0, (5, 5)))):
+            ax.axhline(value, ls=style, c="grey", lw=1.2, label=method)
+        if len(facet):
+            ax.legend(fontsize=7, title="final value", title_fontsize=7)
 
 
 def empty_figure(message: str):

@@ -26,7 +26,13 @@ LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
 
 @dataclass
 class Recipe:
-    """A training recipe. Schedules are per step; ``milestones`` and ``warmup_epochs`` are in epochs."""
+    """A training recipe. Schedules are per step; ``milestones`` and ``warmup_epochs`` are in epochs.
+
+    ``augment: false`` trains the original model and the retrain oracle without the data set's random crop and
+    flip (Fisher masking's and DEL's default); methods pick their own augmentation. ``min_lr`` is the absolute
+    learning rate the cosine schedule decays to: DEL's pretraining uses ``CosineAnnealingLR(eta_min=0.01 * lr)``,
+    i.e. ``min_lr: 0.001`` at ``lr: 0.1``.
+    """
 
     epochs: float
     batch_size: int = 128
@@ -40,6 +46,8 @@ class Recipe:
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
+    augment: bool = True
+    min_lr: float = 0.0
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "Recipe":
@@ -58,6 +66,10 @@ class Recipe:
             raise UserError(f"unknown schedule {self.schedule!r}; valid: multistep, cosine, constant")
         if not (self.lr > 0 and self.epochs > 0 and self.batch_size > 0):
             raise UserError(f"lr, epochs and batch_size must be positive (got {self.lr}, {self.epochs}, {self.batch_size})")
+        if self.min_lr and self.schedule != "cosine":
+            raise UserError(f"min_lr applies to the cosine schedule only (got schedule {self.schedule!r}); set schedule: cosine or drop min_lr")
+        if not 0 <= self.min_lr < self.lr:
+            raise UserError(f"min_lr must lie in [0, lr) (got min_lr {self.min_lr}, lr {self.lr})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -71,7 +83,8 @@ def make_optimizer(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.opti
 
 
 def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then multi-step decay, cosine decay or constant."""
+    """Learning-rate multiplier at ``step``: linear warm-up, then multi-step decay, cosine decay (to
+    ``min_lr / lr``, the form of ``CosineAnnealingLR``'s ``eta_min``) or constant."""
     total = max(1, math.ceil(recipe.epochs * steps_per_epoch))
     warmup = round(recipe.warmup_epochs * steps_per_epoch)
     if step < warmup:
@@ -81,7 +94,8 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
         return recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
     if recipe.schedule == "cosine":
         progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+        floor = recipe.min_lr / recipe.lr
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return 1.0
 
 

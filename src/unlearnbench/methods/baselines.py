@@ -31,14 +31,17 @@ def retrain(model: nn.Module, task: UnlearnTask, *, from_initial: bool = True) -
     fresh = build_model(task.model_config)
     if from_initial and task.initial_state is not None:
         fresh.load_state_dict(task.initial_state)
-    fit(fresh, task.loader(task.retain, task.recipe.batch_size), task.recipe, compile=task.compile, desc="retrain")
+    loader = task.loader(task.retain, task.recipe.batch_size, augment=task.recipe.augment)
+    fit(fresh, loader, task.recipe, compile=task.compile, desc="retrain")
     return fresh
 
 
-def _recipe(task: UnlearnTask, epochs: float, lr: float, batch_size: int | None, schedule: str = "cosine", **kw) -> Recipe:
-    """The original recipe's optimiser settings with a method's epochs, learning rate and schedule."""
+def _recipe(task: UnlearnTask, epochs: float, lr: float, batch_size: int | None, schedule: str = "cosine", *,
+            min_lr: float = 0.0, **kw) -> Recipe:
+    """The original recipe's optimiser settings with a method's epochs, learning rate and schedule (no warm-up or
+    milestones; the cosine floor is the method's own ``min_lr``, not the original's)."""
     return replace(task.recipe, epochs=epochs, lr=lr, batch_size=batch_size or task.recipe.batch_size,
-                   schedule=schedule, milestones=[], warmup_epochs=0.0, **kw)
+                   schedule=schedule, milestones=[], warmup_epochs=0.0, min_lr=min_lr, **kw)
 
 
 @register_method

@@ -54,14 +54,15 @@ def del_unlearning(
 ) -> nn.Module:
     """DEL: mask ``m`` = top-``budget`` channel criticality ``|theta * sum grad CE|`` on the forget set (``h`` =
     ``floor(top_fraction * C_out)``), ``theta <- theta (1 - m) + theta_0 m``, then fine-tuning of the masked
-    entries and the whole head on the retain set (SGD, cosine). Defaults: the official CIFAR-10 / ResNet-18
-    script (30 epochs, lr 0.015, momentum 0.9, no weight decay, no augmentation).
+    entries and the whole head on the retain set (SGD, cosine to 0.01·lr). Defaults: the official CIFAR-10 /
+    ResNet-18 script (30 epochs, lr 0.015, momentum 0.9, no weight decay, no augmentation).
 
     ``unlearn: random_label`` skips the reset and trains the masked entries (not the whole head) on the retain set
-    plus the forget set with random ``labels``, as the official relabeling branch does.
+    plus the forget set with random ``labels``, cosine to 0.5·lr, as the official relabeling branch does.
     """
     check_options(localization, unlearn, reset_to, labels, top_fraction)
-    recipe = _recipe(task, epochs, lr, batch_size, optimizer="sgd", momentum=momentum, weight_decay=weight_decay)
+    floor = 0.5 if unlearn == "random_label" else 0.01  # the official CosineAnnealingLR(eta_min=floor * lr)
+    recipe = _recipe(task, epochs, lr, batch_size, optimizer="sgd", momentum=momentum, weight_decay=weight_decay, min_lr=floor * lr)
     recipe.check()
     mask = localize(model, task.forget.x, task.forget.y, localization, budget, top_fraction=top_fraction, seed=task.seed)
     if unlearn == "random_label":

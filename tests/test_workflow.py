@@ -68,7 +68,7 @@ def config_copy(tmp_path):
 
 
 @pytest.mark.slow
-def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
+def test_quick_preset_end_to_end_caching_and_provenance(config_copy, tmp_path):
     path, config = config_copy()
     run = snakemake(path)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -104,6 +104,11 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy):
 
     # the notebook draws its figure from these cached results
     execute_notebook(REPO / "notebooks" / "explore_results.ipynb", results=out)
+    # snakemake --report bundles every figure with its caption and the code's provenance, from the cache alone
+    html = tmp_path / "report.html"
+    assert snakemake(path, "--report", str(html)).returncode == 0
+    text = html.read_text()
+    assert "fisher_masking_finetuning.png" in text and "Report" in text and "built by unlearnbench" in text
 
     # a second run has nothing to do
     again = snakemake(path, "-n")

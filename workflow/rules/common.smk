@@ -4,6 +4,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
+from unlearnbench.io import provenance
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, method_config
 from unlearnbench.methods import supports
 
@@ -16,6 +17,8 @@ try:
     check_report(config, workflow.basedir)
 except UserError as err:
     raise WorkflowError(f"config error: {err}") from None
+
+config["workflow_provenance"] = provenance()  # shown in snakemake --report; each artifact records its own
 
 RUN = f"results/{config['name']}"
 LOGS = f"{RUN}/logs"

@@ -141,7 +141,7 @@ def test_write_comparison_names_what_lies_outside_the_grid(metrics_paths, tmp_pa
     table = pd.read_csv(outs[0])
     assert len(table) == 1 and table.loc[0, "verdict"] == "agrees"
     md = (tmp_path / "cmp.md").read_text()
-    assert "1 reported values lie outside this grid (data sets: cub40)" in md and "Table 9" in md and "10.00 ± 1.00" in md
+    assert "1 reported values have no counterpart in this grid (their data sets: cub40)" in md and "Table 9" in md and "10.00 ± 1.00" in md
     assert (tmp_path / "cmp.png").stat().st_size > 3_000
 
 

@@ -129,7 +129,7 @@ def write_comparison(metrics_paths: list[str], reported_path: str, rules: list[d
     caption = (f"Reported ({paper['paper']['title']}, arXiv {paper['paper']['arxiv']}) against reproduced, mean ± std over "
                f"seeds in the reported unit; difference = reproduced − reported; agrees when within "
                f"2·sqrt(reported spread² + our std²). Verdicts: {counts}. "
-               f"{len(paper['values']) - len(matched)} reported values lie outside this grid (data sets: {', '.join(outside) or 'none'}). "
+               f"{len(paper['values']) - len(matched)} reported values have no counterpart in this grid (their data sets: {', '.join(outside) or 'none'}). "
                f"Tables not transcribed: {'; '.join(u['table'] for u in paper.get('unknown', [])) or 'none'}.")
     write_tables(table, [(caption, shown)], out_csv, out_md, out_tex)
     scatter(table, out_png, out_pdf)

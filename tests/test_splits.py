@@ -47,6 +47,14 @@ def test_random_restricted_to_classes_is_the_non_iid_set(digits):
     assert set(digits["train_y"][split["forget"]].tolist()) <= {2, 5} and len(split["forget"]) == 40
 
 
+def test_class_balanced_draw_takes_the_same_number_from_every_class(digits):
+    split = make_split({"kind": "random", "count": 43, "class_balanced": True}, digits, seed=0)
+    counts = torch.bincount(digits["train_y"][split["forget"]], minlength=10)
+    assert counts.sum() == 43 and counts.max() - counts.min() == 1 and (counts == 5).sum() == 3
+    two = make_split({"kind": "random", "count": 40, "classes": [2, 5], "class_balanced": True}, digits, seed=0)
+    assert torch.bincount(digits["train_y"][two["forget"]], minlength=10)[[2, 5]].tolist() == [20, 20]
+
+
 def test_sub_class_keeps_superclass_labels():
     data = _fake_cifar20()
     split = make_split({"kind": "sub_class", "subclass": "rocket"}, data, seed=0)

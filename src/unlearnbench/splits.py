@@ -6,9 +6,10 @@ A scenario is a dict with ``kind``:
 - ``sub_class``: ``subclass`` (a CIFAR-100 fine class, e.g. ``rocket``) inside its CIFAR-20 superclass; the
   labels stay the superclass (the SSD / bad-teacher sub-class setting).
 - ``random``: ``count`` (exact) or ``fraction`` of the training set, seeded, optionally drawn only from
-  ``classes`` (DEL's non-IID forget set); or ``index_file``, a NumPy ``.npy`` array of training-set indices in the
-  canonical (torchvision) order, given as a path relative to the project root or an ``https://`` URL that the
-  workflow downloads once to ``<data_root>/indices/<file name>`` (NatMU's exact forget sets).
+  ``classes`` (DEL's non-IID forget set) and ``class_balanced`` (the same number from every class); or
+  ``index_file``, a NumPy ``.npy`` array of training-set indices in the canonical (torchvision) order, given as
+  a path relative to the project root or an ``https://`` URL that the workflow downloads once to
+  ``<data_root>/indices/<file name>`` (NatMU's exact forget sets).
 
 The split holds four sorted int64 index arrays: ``forget`` and ``retain`` (training set) and ``test_forget`` and
 ``test_retain`` (test set: the images of the forgotten classes or sub-class and the rest; for random scenarios
@@ -149,14 +150,26 @@ def listed_indices(path: str, n_train: int) -> torch.Tensor:
 
 
 def drawn_indices(scenario: dict, train_y: torch.Tensor, chosen: torch.Tensor, seed: int) -> torch.Tensor:
-    """A seeded draw of ``count`` (or ``fraction`` of the training set) samples, from ``chosen`` classes if any."""
+    """A seeded draw of ``count`` (or ``fraction`` of the training set) samples, from ``chosen`` classes if any;
+    with ``class_balanced``, the same number from each class of the pool (the first ``count mod k`` classes one
+    more), as NatMU's forget sets are drawn."""
     pool = torch.nonzero(torch.isin(train_y, chosen) if len(chosen) else torch.ones_like(train_y, dtype=torch.bool))
     pool = pool.flatten()
     count = scenario["count"] if "count" in scenario else round(scenario["fraction"] * len(train_y))
     if not 0 < count <= len(pool):
         raise UserError(f"random scenario asks for {count} forget samples but its pool holds {len(pool)}; lower count/fraction")
     gen = torch.Generator().manual_seed(seed)
-    return pool[torch.randperm(len(pool), generator=gen)[:count]]
+    if not scenario.get("class_balanced"):
+        return pool[torch.randperm(len(pool), generator=gen)[:count]]
+    classes = train_y[pool].unique()
+    per_class = [count // len(classes) + (i < count % len(classes)) for i in range(len(classes))]
+    drawn = []
+    for c, n in zip(classes, per_class):
+        members = pool[train_y[pool] == c]
+        if n > len(members):
+            raise UserError(f"a class-balanced draw needs {n} samples of class {int(c)} but it has {len(members)}; lower count/fraction")
+        drawn.append(members[torch.randperm(len(members), generator=gen)[:n]])
+    return torch.cat(drawn)
 
 
 def make_split(scenario: dict, data: dict, *, seed: int) -> dict[str, torch.Tensor]:

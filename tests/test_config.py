@@ -23,5 +23,8 @@ def test_scales_merge_a_reduced_grid_into_its_own_results_folder():
 
 def test_a_scale_drops_an_experiment_set_to_null():
     config = {"name": "del", "experiments": {"cifar": {"dataset": "cifar10"}, "svhn": {"dataset": "svhn"}},
+              "report": {"match": [{"experiment": "cifar"}, {"experiment": "svhn"}]},
               "scales": {"reduced": {"experiments": {"svhn": None, "cifar": {"dataset": "cifar10_small"}}}}}
-    assert apply_scale({**config, "scale": "reduced"})["experiments"] == {"cifar": {"dataset": "cifar10_small"}}
+    reduced = apply_scale({**config, "scale": "reduced"})
+    assert reduced["experiments"] == {"cifar": {"dataset": "cifar10_small"}}
+    assert reduced["report"]["match"] == [{"experiment": "cifar"}]

@@ -21,7 +21,8 @@ from .train import Recipe
 def apply_scale(config: dict) -> dict:
     """Resolve ``scale`` (default ``full``): a config's ``scales.<scale>`` block is deep-merged over it and the
     results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. An
-    experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy)."""
+    experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy), with
+    the report's match rules for it."""
     scale = config.get("scale", "full")
     if scale == "full":
         return config
@@ -30,6 +31,8 @@ def apply_scale(config: dict) -> dict:
         raise UserError(f"scale {scale!r} is not defined under 'scales'; defined: full, {', '.join(scales) or 'none'}")
     merged = deep_merge(config, scales[scale])
     experiments = {k: v for k, v in merged.get("experiments", {}).items() if v is not None}  # `exp: null` drops one
+    if "match" in merged.get("report", {}):  # and the rules that compare it with reported values
+        merged["report"] = {**merged["report"], "match": [r for r in merged["report"]["match"] if r["experiment"] in experiments]}
     return {**merged, "experiments": experiments, "name": f"{config['name']}-{scale}"}
 
 

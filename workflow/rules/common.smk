@@ -4,8 +4,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
-from unlearnbench.io import provenance
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, method_config
+from unlearnbench.io import provenance
 from unlearnbench.methods import supports
 
 try:

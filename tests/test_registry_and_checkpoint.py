@@ -33,6 +33,8 @@ def test_hyperparameters_are_validated_against_the_signature():
         check_hyperparameters("finetune", {"lrr": 0.1})
     with pytest.raises(UserError, match="registered methods: .*finetune"):
         check_hyperparameters("finetuning", {})
+    with pytest.raises(UserError, match=r"lr must be a number, got the text '1.0e4'; write exponents with a sign"):
+        check_hyperparameters("finetune", {"lr": "1.0e4"})  # what YAML 1.1 makes of 1.0e4
 
 
 def test_registering_a_name_twice_is_refused():

@@ -101,6 +101,9 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
     unknown = sorted(set(hparams) - set(valid))
     if unknown:
         raise UserError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {', '.join(valid) or 'none'}")
+    for key, value in hparams.items():  # YAML 1.1 reads 1.0e4 (no exponent sign) as text
+        if isinstance(valid[key], (int, float)) and not isinstance(valid[key], bool) and isinstance(value, str):
+            raise UserError(f"method {name!r}: {key} must be a number, got the text {value!r}; write exponents with a sign (1.0e+4)")
 
 
 def supports(name: str, scenario_kind: str) -> bool:

@@ -21,7 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path
-from .report import KEYS, load_records, load_runs, with_deltas
+from .report import KEYS, load_records, runs_frame, with_deltas
 
 DEFAULTS = {
     "bars": {"x": "metric", "hue": "method", "col": "panel", "row": None},
@@ -51,14 +51,19 @@ def lookup(path: str, record: dict, experiments: dict):
 
 def long_frame(kind: str, spec: dict, metrics_paths: list[str], experiments: dict) -> pd.DataFrame:
     """One row per run (and epoch, for ``history``) and metric, with its value."""
+    return records_frame(kind, spec, load_records(metrics_paths), experiments)
+
+
+def records_frame(kind: str, spec: dict, records: list[dict], experiments: dict) -> pd.DataFrame:
+    """``long_frame`` of records already read."""
     if kind == "history":
         rows = [{**{k: r[k] for k in KEYS + ["seed"]}, **point}
-                for r in load_records(metrics_paths) for point in r.get("run", {}).get("record", {}).get("history", [])]
+                for r in records for point in r.get("run", {}).get("record", {}).get("history", [])]
         wide, ids = pd.DataFrame(rows), KEYS + ["seed", "epoch"]
     else:
-        wide, ids = with_deltas(load_runs(metrics_paths)), KEYS + ["seed"]
+        wide, ids = with_deltas(runs_frame(records)), KEYS + ["seed"]
         if kind == "sweep":
-            wide["x"] = [lookup(spec["x"], r, experiments) for r in load_records(metrics_paths)]
+            wide["x"] = [lookup(spec["x"], r, experiments) for r in records]
             wide, ids = wide.dropna(subset=["x"]), ids + ["x"]
     if wide.empty:
         return pd.DataFrame(columns=ids + ["metric", "value", "panel"])
@@ -75,7 +80,8 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
     import seaborn as sns
 
     kind = spec["kind"]
-    long = long_frame(kind, spec, metrics_paths, experiments or {})
+    records = load_records(metrics_paths)
+    long = records_frame(kind, spec, records, experiments or {})
     axes = {k: spec.get(k, v) for k, v in DEFAULTS[kind].items()}
     if kind == "sweep":  # the spec's x is where to read the hyperparameter; the plotted column is "x"
         axes["x"] = "x"
@@ -94,15 +100,15 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
     grid.set_axis_labels(spec.get("x_label", spec.get("x", axes["x"])), spec.get("y_label", "value"))
     grid.set(**{f"{axis}scale": "log" for axis in ("x", "y") if spec.get(f"log_{axis}")})
     if kind == "history":
-        draw_references(grid, spec, metrics_paths, axes)
+        draw_references(grid, spec, records, axes)
         for ax in grid.axes.flat:
             ax.xaxis.get_major_locator().set_params(integer=True)
     save(grid.figure, out_png, out_pdf)
 
 
-def draw_references(grid, spec: dict, metrics_paths: list[str], axes: dict) -> None:
+def draw_references(grid, spec: dict, records: list[dict], axes: dict) -> None:
     """Dashed lines at the final value of each reference method (default: the retrain oracle) in each facet."""
-    refs = long_frame("bars", {**spec, "methods": spec.get("references", ["retrain"])}, metrics_paths, {})
+    refs = records_frame("bars", {**spec, "methods": spec.get("references", ["retrain"])}, records, {})
     facets = [a for a in (axes["row"], axes["col"]) if a]
     for key, ax in grid.axes_dict.items():
         facet = refs

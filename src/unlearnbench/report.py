@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import UserError
 from .io import atomic_path
 from .metrics import METRICS
 
@@ -169,8 +170,6 @@ def write_leaderboard(metrics_paths: list[str], score: str, out_csv: str, out_md
     """The leaderboard as a table (per-scenario score and rank, mean rank) and as a heatmap of ranks."""
     runs = load_runs(metrics_paths)
     if score not in runs.columns:
-        from . import UserError
-
         raise UserError(f"the leaderboard's score {score!r} was not computed; add it to the config's metrics")
     ranked = rank_methods(runs, score)
     board = leaderboard(ranked)

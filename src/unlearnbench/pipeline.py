@@ -77,9 +77,13 @@ def unlearn(
     net, ckpt = load_model(original_path, expected_config=config)
     data, split = load_dataset(data_path), load_split(split_path)
     dev = resolve_device(device)
+    fine = data.get("train_fine_y")  # CIFAR-20's fine labels (sub-class protocols group by them)
+
+    def part(idx) -> Subset:
+        return Subset(data["train_x"][idx], data["train_y"][idx], idx, None if fine is None else fine[idx])
+
     task = UnlearnTask(
-        forget=Subset(data["train_x"][split["forget"]], data["train_y"][split["forget"]], split["forget"]),
-        retain=Subset(data["train_x"][split["retain"]], data["train_y"][split["retain"]], split["retain"]),
+        forget=part(split["forget"]), retain=part(split["retain"]),
         spec=get_spec(config["dataset"]), recipe=Recipe.from_dict(train), initial_state=ckpt["initial_state"],
         model_config=config, device=dev, seed=seed, compile=compile, scenario=scenario,
         mnemonic=ckpt["meta"].get("mnemonic"),

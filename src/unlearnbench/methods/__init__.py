@@ -55,6 +55,7 @@ class Subset:
     x: torch.Tensor
     y: torch.Tensor | None
     index: torch.Tensor | None = None  # positions in the training set
+    fine: torch.Tensor | None = None  # fine labels where the data set has them (CIFAR-20: the CIFAR-100 class)
 
     def __len__(self) -> int:
         return len(self.x)

@@ -50,6 +50,33 @@ def dampen(model: nn.Module, forget_importance: Importance, full_importance: Imp
     return changed / total
 
 
+def official_order(task: UnlearnTask) -> tuple[torch.Tensor, torch.Tensor]:
+    """Positions of the retain and forget samples in the order in which the official code batches them.
+
+    Its harness builds the sets class by class, each class in storage order (``get_classwise_ds``): full-class
+    forgetting groups by training label, sub-class forgetting by fine label (CIFAR-100 class); random forgetting
+    takes ``random_split``'s random permutations (seeded here with the run's seed). With the batch-mean estimator,
+    class-pure batches give a much larger I_D than mixed ones, so the order is part of the method. Where the key
+    is missing (a label-free task without labels) the storage order is kept.
+    """
+    kind = task.scenario.get("kind")
+    if kind == "random":
+        generator = torch.Generator().manual_seed(task.seed)
+        return (torch.randperm(len(task.retain), generator=generator),
+                torch.randperm(len(task.forget), generator=generator))
+    if kind == "sub_class" and (task.retain.fine is None or task.forget.fine is None):
+        raise UserError("sub-class SSD/LFSSD groups D by fine label, but the task carries none; use the cifar20 data set")
+    key = "fine" if kind == "sub_class" else "y"
+
+    def grouped(subset: Subset) -> torch.Tensor:
+        labels = getattr(subset, key)
+        if labels is None:
+            return torch.arange(len(subset))
+        return torch.sort(labels.cpu(), stable=True).indices
+
+    return grouped(task.retain), grouped(task.forget)
+
+
 def _ssd(
     model: nn.Module, task: UnlearnTask, *, label_free: bool, alpha: float, lambda_: float, batch_size: int | None, estimator: str
 ) -> nn.Module:
@@ -61,7 +88,7 @@ def _ssd(
     if len(task.forget) == 0:
         raise UserError(f"{name}: the forget set is empty, so there is nothing to forget; check the scenario")
     # The official batch sizes, to which the published alpha values are tied: 64, and 128 for random forgetting.
-    batch_size = batch_size or (128 if task.scenario.get("kind") == "random" else 64)
+    batch_size = (128 if task.scenario.get("kind") == "random" else 64) if batch_size is None else batch_size
     loss, power = (squared_logit_norm, 1) if label_free else (cross_entropy, 2)
 
     def importance(subset: Subset) -> Importance:
@@ -70,9 +97,14 @@ def _ssd(
             return per_sample_gradient_importance(model, batches, loss, power=power)
         return batch_gradient_importance(model, batches, loss, power=power)
 
-    forget_importance = importance(task.forget)
-    # D in the official order: the retain set, then the forget set, unshuffled.
-    full = Subset(torch.cat([task.retain.x, task.forget.x]), None if label_free else torch.cat([task.retain.y, task.forget.y]))
+    retain_order, forget_order = official_order(task)
+    forget = Subset(task.forget.x[forget_order], None if label_free else task.forget.y[forget_order])
+    forget_importance = importance(forget)
+    # D = the retain set, then the forget set (in D_f's order), batched across the seam as the official ConcatDataset.
+    full = Subset(
+        torch.cat([task.retain.x[retain_order], forget.x]),
+        None if label_free else torch.cat([task.retain.y[retain_order], forget.y]),
+    )
     fraction = dampen(model, forget_importance, importance(full), alpha, lambda_)
     log.info("%s dampened %.4f%% of the parameter entries", name, 100 * fraction)
     return model.eval()

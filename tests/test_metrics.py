@@ -197,14 +197,63 @@ def test_relearn_counts_epochs_until_the_threshold(tiny_artifacts, tmp_path):
     from unlearnbench.oracles import relearn
 
     folder, _ = tiny_artifacts
-    paths = [str(folder / n) for n in ("model.pt", "data.pt", "split.npz")]
+    paths = [str(folder / n) for n in ("model.pt", "data.pt", "split.npz", "model.pt")]  # its own original
     train = {"epochs": 1, "batch_size": 16}
-    relearn(*paths, train, 0, str(tmp_path / "zero.json"), threshold=0.0, device="cpu")
+    relearn(*paths, train, 0, str(tmp_path / "zero.json"), device="cpu")  # at the original's level already
     assert json.loads((tmp_path / "zero.json").read_text())["epochs"] == 0
-    relearn(*paths, train, 0, str(tmp_path / "r.json"), threshold=0.95, max_epochs=3, lr=0.05, device="cpu")
+    relearn(*paths, train, 0, str(tmp_path / "r.json"), threshold=0.95, absolute=True, max_epochs=3, lr=0.05, device="cpu")
     record = json.loads((tmp_path / "r.json").read_text())
     assert len(record["forget_acc"]) == record["epochs"] + 1 and record["reached"] == (record["forget_acc"][-1] >= 0.95)
     assert record["epochs"] == 3 or record["reached"]
     assert record["forget_acc"][-1] > record["forget_acc"][0]  # fine-tuning on one class teaches it
     ev = Evaluation(np.zeros((1, 2)), np.zeros((1, 2)), np.zeros(1, int), np.zeros(1, int), {}, relearn=record)
     assert METRICS["relearn_epochs"].fn(ev) == record["epochs"]
+
+
+def test_relearn_threshold_is_relative_to_the_original_forget_accuracy(digits_class3_task, tmp_path):
+    """A model that forgot some of D_f but stays above 0.9 (as a retrain oracle does on random forgetting) must
+    relearn: an absolute 0.9 read 0 epochs for every such model."""
+    import torch
+
+    from unlearnbench.checkpoint import save_checkpoint
+    from unlearnbench.data import save_dataset
+    from unlearnbench.oracles import relearn
+    from unlearnbench.pipeline import save_logits
+    from unlearnbench.splits import save_split
+    from unlearnbench.train import predict_logits
+    from conftest import trained
+
+    original, task = trained(digits_class3_task)
+    x = torch.cat([task.retain.x, task.forget.x])
+    y = torch.cat([task.retain.y, task.forget.y])
+    logits = predict_logits(original, x)
+    right = logits.argmax(1) == y
+    # D_f: 57 correctly classified images of other classes and 3 of class 5, so the original scores 1.0 on it
+    others = torch.nonzero(right & (y != 5)).flatten()[:57]
+    fives = torch.nonzero(right & (y == 5)).flatten()[:3]
+    forget = torch.cat([others, fives])
+    retain = torch.tensor(sorted(set(range(len(y))) - set(forget.tolist())))
+    data = {"train_x": x, "train_y": y, "test_x": x[:10], "test_y": y[:10]}
+    save_dataset(data, tmp_path / "data.pt")
+    save_split({"forget": forget, "retain": retain, "test_forget": torch.zeros(0, dtype=torch.long),
+                "test_retain": torch.arange(10)}, tmp_path / "split.npz")
+    save_checkpoint(tmp_path / "original.pt", original, task.model_config)
+    save_logits(original, data, str(tmp_path / "original.npz"), torch.device("cpu"))  # the `original` run's cache
+    # "forgetting": lower class 5's logit just enough that the three fives go to their runner-up class
+    fives_logits = logits[fives]
+    runner_up = fives_logits.clone()
+    runner_up[:, 5] = -float("inf")
+    with torch.no_grad():
+        original.head.bias[5] -= float((fives_logits[:, 5] - runner_up.max(1).values).max()) + 0.5
+    save_checkpoint(tmp_path / "forgot.pt", original, task.model_config)
+    paths = [str(tmp_path / n) for n in ("forgot.pt", "data.pt", "split.npz", "original.pt")]
+    train = {"epochs": 1, "batch_size": 16}
+    relearn(*paths, train, 0, str(tmp_path / "r.json"), max_epochs=5, lr=0.1, device="cpu")
+    record = json.loads((tmp_path / "r.json").read_text())
+    assert record["original_forget_acc"] == 1.0 and record["threshold"] == 1.0
+    assert record["forget_acc"][0] == pytest.approx(57 / 60)  # above the old absolute 0.9, below the original
+    assert record["epochs"] >= 1
+    relearn(*paths[:3], str(tmp_path / "original.npz"), train, 0, str(tmp_path / "npz.json"), max_epochs=5, lr=0.1, device="cpu")
+    assert json.loads((tmp_path / "npz.json").read_text())["forget_acc"] == record["forget_acc"]
+    relearn(*paths, train, 0, str(tmp_path / "abs.json"), threshold=0.9, absolute=True, device="cpu")
+    assert json.loads((tmp_path / "abs.json").read_text())["epochs"] == 0  # the former rule, kept as an option

@@ -6,6 +6,7 @@ mismatch with what the config expects is a clear error rather than a silent relo
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -13,7 +14,7 @@ from torch import nn
 
 from . import UserError
 from .io import atomic_torch_save
-from .models import create_model
+from .models import MODELS, create_model
 
 
 def model_config(name: str, dataset: str, options: dict | None = None) -> dict:
@@ -44,10 +45,12 @@ def load_checkpoint(path: str | Path) -> dict:
     return ckpt
 
 
-def build_model(config: dict) -> nn.Module:
-    """A fresh model from a ``model_config`` (pretrained weights are not fetched: the checkpoint holds them)."""
+def build_model(config: dict, *, pretrained: bool = False) -> nn.Module:
+    """A fresh model from a ``model_config``. A model with a ``weights`` option (``vit_b_16``) gets its pretrained
+    weights only with ``pretrained=True`` (training the original; ``model.pretrained`` says which); otherwise it is
+    randomly initialised and nothing is read or fetched (a checkpoint holds the weights it needs)."""
     options = dict(config["options"])
-    if config["name"] == "vit_b_16":
+    if not pretrained and "weights" in inspect.signature(MODELS.get(config["name"], lambda: None)).parameters:
         options["weights"] = "none"
     return create_model(config["name"], config["dataset"], **options)
 

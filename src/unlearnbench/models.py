@@ -7,8 +7,10 @@ fixed input size (ViT-B/16 at 224), normalises them with the data set's statisti
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from itertools import pairwise
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -29,6 +31,8 @@ def register_model(fn):
 
 
 class ImageClassifier(nn.Module):
+    pretrained: dict | None = None  # which pretrained weights the builder loaded (``vit_b_16``), else None
+
     def __init__(self, backbone: nn.Module, head_name: str, spec: DatasetSpec, input_size: int | None = None, in_channels: int | None = None):
         super().__init__()
         self.backbone = backbone
@@ -118,25 +122,52 @@ def vit_small(
 
 @register_model
 def vit_b_16(spec: DatasetSpec, weights: str = "imagenet") -> ImageClassifier:
-    """torchvision's ViT-B/16 at 224x224 with a new head; ``weights``: ``imagenet``, ``none`` or a local .pth path."""
+    """torchvision's ViT-B/16 at 224x224 with a new head; ``weights``: ``imagenet`` (torchvision's
+    ``IMAGENET1K_V1``: its cache, else a download), ``none`` or a local .pth path. ``model.pretrained`` records
+    what was loaded (``pretrained_record``)."""
     net = tv_vit.vit_b_16()
+    record = None
     if weights != "none":
-        net.load_state_dict(_vit_b_16_state(weights))
-    net.heads.head = nn.Linear(net.hidden_dim, spec.num_classes)
-    return ImageClassifier(net, "heads.head", spec, input_size=224, in_channels=3)
-
-
-def _vit_b_16_state(weights: str) -> dict:
-    enum = tv_vit.ViT_B_16_Weights.IMAGENET1K_V1
-    if weights != "imagenet":
+        state, record = _vit_b_16_state(weights)
         try:
-            return torch.load(weights, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except RuntimeError as err:
+            raise UserError(f"ViT-B/16 weights {weights} do not fit torchvision's vit_b_16 "
+                            f"({str(err).splitlines()[0]})") from None
+    net.heads.head = nn.Linear(net.hidden_dim, spec.num_classes)
+    model = ImageClassifier(net, "heads.head", spec, input_size=224, in_channels=3)
+    model.pretrained = record
+    return model
+
+
+def pretrained_record(path: str | Path) -> dict:
+    """What a weights file is, for a checkpoint's meta: its name and the first 16 hex digits of its sha256."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"source": "file", "weights": Path(path).name, "sha256": digest.hexdigest()[:16]}
+
+
+def _vit_b_16_state(weights: str) -> tuple[dict, dict]:
+    """The ImageNet state dict of ViT-B/16 and its ``pretrained_record``; every failure is one line."""
+    enum = tv_vit.ViT_B_16_Weights.IMAGENET1K_V1
+    file_name = enum.url.rsplit("/", 1)[-1]
+    if weights != "imagenet":
+        if not Path(weights).is_file():
+            raise UserError(f"ViT-B/16 weights file {weights} does not exist; give the path of {file_name} "
+                            "(model option weights) or use weights: imagenet")
+        try:
+            return torch.load(weights, map_location="cpu", weights_only=True), pretrained_record(weights)
         except Exception as err:  # noqa: BLE001
-            raise UserError(f"cannot read ViT-B/16 weights at {weights} ({err}); give the path of {enum.url.rsplit('/', 1)[-1]}") from None
+            first_line = (str(err).splitlines() or [""])[0]
+            raise UserError(f"cannot read ViT-B/16 weights at {weights} ({type(err).__name__}: {first_line}); "
+                            f"give the path of {file_name}") from None
     try:
-        return enum.get_state_dict(progress=False)
+        state = enum.get_state_dict(progress=False)
     except Exception as err:  # noqa: BLE001 - no network, proxy, checksum
         raise UserError(
             f"cannot fetch ViT-B/16 ImageNet weights ({type(err).__name__}); download {enum.url} where there is "
             "internet into $TORCH_HOME/hub/checkpoints/, or set the model option weights: /path/to/the.pth"
         ) from None
+    return state, {"source": "torchvision", "weights": f"{type(enum).__name__}.{enum.name}"}

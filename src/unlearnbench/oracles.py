@@ -2,7 +2,8 @@
 
 - ``incompetent_logits``: ZRF's incompetent teacher, a randomly initialised model of the experiment (one
   forward pass, cached once per experiment and seed);
-- ``relearn``: epochs of fine-tuning on the forget set until the forget accuracy reaches a threshold;
+- ``relearn``: epochs of fine-tuning on the forget set until the forget accuracy reaches a fraction of the
+  original model's;
 - U-LiRA's extra retrain oracles are ordinary ``pipeline.unlearn`` runs of ``retrain`` with fresh weights and
   the training seed ``ulira_seed(seed, k)`` (see ``workflow/rules/oracles.smk``).
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+
+import numpy as np
+import torch
 
 from .checkpoint import build_model, load_model, model_config
 from .data import get_spec, load_dataset, training_loader
@@ -38,16 +42,33 @@ def incompetent_logits(data_path: str, model: dict, seed: int, out: str, device:
     save_logits(net, load_dataset(data_path), out, resolve_device(device))
 
 
+def original_forget_accuracy(original_path: str, data: dict, forget, device) -> float:
+    """Forget accuracy of the original model, from its checkpoint (``.pt``) or the cached logits of the ``original``
+    method's run (``logits.npz``, eval mode, no augmentation: the same numbers)."""
+    y = data["train_y"][forget]
+    if str(original_path).endswith(".npz"):
+        logits = torch.from_numpy(np.load(original_path)["train_logits"][np.asarray(forget)])
+    else:
+        logits = predict_logits(load_model(original_path)[0], data["train_x"][forget], device=device)
+    return float((logits.argmax(1) == y).float().mean())
+
+
 def relearn(
-    model_path: str, data_path: str, split_path: str, train: dict, seed: int, out: str, *, threshold: float = 0.9,
-    max_epochs: int = 50, lr: float = 0.01, batch_size: int | None = None, device: str = "auto",
+    model_path: str, data_path: str, split_path: str, original_path: str, train: dict, seed: int, out: str, *,
+    threshold: float = 1.0, absolute: bool = False, max_epochs: int = 50, lr: float = 0.01, batch_size: int | None = None,
+    device: str = "auto",
 ) -> None:
     """Relearn time (after Golatkar et al. 2020 and SCRUB's ``readout_retrain``): epochs of plain SGD (constant
     ``lr``, no momentum or weight decay, the data set's training augmentation) on the forget set until its
-    accuracy (eval mode, no augmentation) reaches ``threshold``; ``max_epochs`` where it never does (censored)."""
+    accuracy (eval mode, no augmentation) reaches ``threshold`` times the original model's forget accuracy (1.0:
+    the original's level, as Golatkar et al.'s loss threshold "original's forget loss + 1e-5"; Chundawat et al.
+    2023's Anamnesis Index counts steps to come within a fraction of it); ``absolute``: ``threshold`` is the
+    forget accuracy itself. ``max_epochs`` where it never does (censored)."""
     net, ckpt = load_model(model_path)
     data, split = load_dataset(data_path), load_split(split_path)
     dev = resolve_device(device)
+    reference = None if absolute else original_forget_accuracy(original_path, data, split["forget"], dev)
+    target = threshold if absolute else threshold * reference
     original = Recipe.from_dict(train)
     recipe = replace(original, epochs=1, lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant", milestones=[],
                      warmup_epochs=0.0, batch_size=batch_size or original.batch_size)
@@ -57,10 +78,10 @@ def relearn(
     history = []
     for epoch in range(max_epochs + 1):
         history.append(float((predict_logits(net, x, device=dev).argmax(1) == y).float().mean()))
-        if history[-1] >= threshold or epoch == max_epochs:
+        if history[-1] >= target or epoch == max_epochs:
             break
         fit(net, loader, recipe, desc="relearn")  # momentum-free SGD at a constant rate: epochs chain exactly
-    log.info("forget accuracy %.3f after %d relearn epochs (threshold %.3f)", history[-1], epoch, threshold)
-    atomic_write_json({"epochs": epoch, "reached": history[-1] >= threshold, "forget_acc": history, "threshold": threshold,
+    log.info("forget accuracy %.3f after %d relearn epochs (threshold %.3f)", history[-1], epoch, target)
+    atomic_write_json({"epochs": epoch, "reached": history[-1] >= target, "forget_acc": history, "threshold": target,
+                       "fraction": None if absolute else threshold, "original_forget_acc": reference,
                        "max_epochs": max_epochs, "lr": lr, "seed": seed, "provenance": provenance()}, out)
-

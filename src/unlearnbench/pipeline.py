@@ -44,7 +44,8 @@ def train_original(
     """Train the original model on the whole training set; the checkpoint keeps its initial weights.
 
     ``mnemonic`` (``{t_mix, distribution, seed}``) trains with mnemonic codes (``mnemonic_codes``) and stores the
-    codes in the checkpoint's ``meta["mnemonic"]``.
+    codes in the checkpoint's ``meta["mnemonic"]``. A pretrained model (``vit_b_16``) starts from its pretrained
+    weights, which ``meta["pretrained"]`` names and the stored initial weights hold (so the retrain oracle starts there too).
     """
     data = load_dataset(data_path)
     dev = resolve_device(device)
@@ -58,7 +59,9 @@ def train_original(
         loss_fn = mnemonic_loss(code_pixels(codes, spec).to(dev), settings["t_mix"], seed=seed, label_smoothing=recipe.label_smoothing)
         meta["mnemonic"] = {**settings, "codes": codes}
     set_seed(seed)
-    net = build_model(config)
+    net = build_model(config, pretrained=True)
+    if net.pretrained is not None:
+        meta["pretrained"] = net.pretrained
     initial = {k: v.clone() for k, v in net.state_dict().items()}
     loader = training_loader(data["train_x"], data["train_y"], spec, recipe.batch_size, seed=seed, device=dev,
                              augment=recipe.augment)

@@ -1,7 +1,7 @@
 # Models the metrics compare with, beyond the retrain oracle of the same seed, and the training-based metrics:
 # ZRF's incompetent model (one forward pass per experiment and seed), relearn time (per run) and U-LiRA's extra
 # retrain oracles (per experiment, seed and scenario). Each is built only when a configured metric needs it.
-# Options: the config's `evaluation:` (relearn: threshold, max_epochs, lr, batch_size; ulira: oracles).
+# Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs, lr, batch_size; ulira: oracles).
 
 from unlearnbench.oracles import ulira_seed
 
@@ -39,12 +39,22 @@ rule incompetent:
         "../scripts/step.py"
 
 
+def relearn_original_path(w):
+    """The original's forget accuracy sets the relearn threshold: read from the cached logits of the `original`
+    run where the experiment has one, else computed from the original checkpoint in the job."""
+    if "original" in methods_of(w.exp) and method_config(config, "original")["method"] == "original":
+        return f"{run_dir(w.exp, w.seed, w.scenario, 'original')}/logits.npz"
+    return f"{RUN}/{w.exp}/seed{w.seed}/original.pt"
+
+
 rule relearn:
-    """Relearn time of one run: epochs of fine-tuning on its forget set until a forget-accuracy threshold."""
+    """Relearn time of one run: epochs of fine-tuning on its forget set until a fraction of the original's
+    forget accuracy."""
     input:
         model_path=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/model.pt",
         data_path=exp_dataset_path,
         split_path=split_path,
+        original_path=relearn_original_path,
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/relearn.json",
     params:

@@ -45,7 +45,8 @@ def train_original(
 
     ``mnemonic`` (``{t_mix, distribution, seed}``) trains with mnemonic codes (``mnemonic_codes``) and stores the
     codes in the checkpoint's ``meta["mnemonic"]``. A pretrained model (``vit_b_16``) starts from its pretrained
-    weights, which ``meta["pretrained"]`` names and the stored initial weights hold (so the retrain oracle starts there too).
+    weights, which ``meta["pretrained"]`` names and the stored initial weights hold (the retrain oracle starts there
+    too).
     """
     data = load_dataset(data_path)
     dev = resolve_device(device)

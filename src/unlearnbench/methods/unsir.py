@@ -63,6 +63,7 @@ def unsir(
     impair_epochs: float = 1,
     repair_epochs: float = 1,
     repair_batch_size: int = 128,
+    retain_groups: str = "label",  # first retain_per_class images of each training "label" or each "fine" label
 ) -> nn.Module:
     """Defaults: the SSD repository's full-class UNSIR (25 noise steps at Adam lr 0.1, l2 weight 0.1, 80 copies of
     a noise batch of 32, the first 500 retain images of each class, impair batch 32 and repair batch 128 at Adam
@@ -73,9 +74,14 @@ def unsir(
     repair = _recipe(task, repair_epochs, lr, repair_batch_size, "constant", optimizer="adamw", weight_decay=0.0)
     impair.check()
     repair.check()
+    if retain_groups not in ("label", "fine"):
+        raise UserError(f"unsir: retain_groups must be 'label' or 'fine', got {retain_groups!r}")
+    if retain_groups == "fine" and task.retain.fine is None:
+        raise UserError("unsir: retain_groups: fine needs fine labels (the cifar20 data set)")
     set_seed(task.seed)
     retain_y = task.retain.y.cpu()
-    keep = first_per_class(retain_y, retain_per_class)
+    # SSD's sub-class UNSIR groups by fine class: 500 of each of the 99 others, i.e. the whole CIFAR-20 retain set
+    keep = first_per_class(retain_y if retain_groups == "label" else task.retain.fine.cpu(), retain_per_class)
     retain_x, retain_y = to_float(task.retain.x.cpu()[keep]), retain_y[keep]
     classes = task.forget.y.cpu().unique()
 

@@ -24,12 +24,21 @@ from . import Subset, UnlearnTask, register_method
 
 log = logging.getLogger(__name__)
 
-EPS = 1e-16  # added to both Fisher diagonals, as the official code initialises them
+EPS = 1e-16  # the official code starts each summed Fisher at 1e-16 and then divides by the number of classes
+
+
+def with_eps(mean: dict[str, torch.Tensor], n: int) -> dict[str, torch.Tensor]:
+    """The official Fisher ``(eps + sum_i g_i^2) / n`` from the mean ``(1/n) sum_i g_i^2``: ``mean + eps / n``.
+
+    Where ``g_i`` is exactly 0 for every sample this is ``eps / n``, so the ratio there is ``n_R / n_F`` times
+    larger than with ``eps`` added after averaging (the paper does not say; the official ``get_fishers`` does this).
+    """
+    return {k: v + EPS / n for k, v in mean.items()}
 
 
 def log_fisher_ratio(f_forget: torch.Tensor, f_remain: torch.Tensor) -> torch.Tensor:
-    """``log eta = log(f_F + eps) - log(f_R + eps)`` with NaN -> 0 and +-inf -> the largest / smallest finite value."""
-    r = (f_forget + EPS).log() - (f_remain + EPS).log()
+    """``log eta = log f_F - log f_R`` with NaN -> 0 and +-inf -> the largest / smallest finite value."""
+    r = f_forget.log() - f_remain.log()
     finite = r[r.isfinite()]
     if finite.numel() == 0:
         return torch.zeros_like(r)
@@ -37,7 +46,8 @@ def log_fisher_ratio(f_forget: torch.Tensor, f_remain: torch.Tensor) -> torch.Te
 
 
 def shifts(f_forget: dict[str, torch.Tensor], f_remain: dict[str, torch.Tensor], lambda1: float, lambda2: float) -> dict[str, torch.Tensor]:
-    """``alpha_l * eta`` per parameter tensor (Eqs. 6-7), computed in log space: at most ``lambda2``, never inf or NaN."""
+    """``alpha_l * eta`` per parameter tensor (Eqs. 6-7) from Fishers that already hold their ``eps``, computed in
+    log space: at most ``lambda2``, never inf or NaN."""
     out = {}
     for name, ff in f_forget.items():
         r = log_fisher_ratio(ff, f_remain[name])
@@ -96,7 +106,7 @@ def mnemonic_code(
 
     def fisher(mask: torch.Tensor) -> dict[str, torch.Tensor]:
         batches = task.loader(Subset(x[mask], y[mask]), batch_size, shuffle=False, augment=False)
-        return per_sample_gradient_importance(model, batches, cross_entropy)
+        return with_eps(per_sample_gradient_importance(model, batches, cross_entropy), int(mask.sum()))
 
     shift = shifts(fisher(forget), fisher(~forget), lambda1, lambda2)
     params = dict(model.named_parameters())

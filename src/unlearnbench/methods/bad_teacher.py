@@ -17,7 +17,7 @@ from ..checkpoint import build_model
 from ..data import InMemoryLoader
 from ..train import fit, predict_logits, set_seed
 from . import UnlearnTask, register_method
-from .baselines import _recipe
+from .baselines import _recipe, reinit_head as reinit_natmu_head
 
 
 @register_method
@@ -57,7 +57,7 @@ def bad_teacher(
     ])
     targets = F.softmax(teacher_logits / temperature, dim=1)
     if reinit_head:
-        model.head.reset_parameters()  # nn.Linear's default init, drawn after the seeded incompetent teacher
+        reinit_natmu_head(model)  # drawn after the seeded incompetent teacher
     x = torch.cat([task.forget.x.cpu(), retain_x.cpu()])
     loader = InMemoryLoader(x, targets, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device)
 

@@ -45,36 +45,52 @@ def _recipe(task: UnlearnTask, epochs: float, lr: float, batch_size: int | None,
 
 
 @register_method
-def finetune(model: nn.Module, task: UnlearnTask, *, epochs: float = 10, lr: float = 0.02, batch_size: int | None = None) -> nn.Module:
-    """Fine-tune on the retain set only, relying on catastrophic forgetting of the forget set."""
+def finetune(
+    model: nn.Module, task: UnlearnTask, *, epochs: float = 10, lr: float = 0.02, batch_size: int | None = None,
+    augment: bool = True,
+) -> nn.Module:
+    """Fine-tune on the retain set only, relying on catastrophic forgetting of the forget set. ``augment`` applies
+    the data set's crop and flip (SalUn's code does; SSD's, DEL's and Fisher masking's code do not)."""
     set_seed(task.seed)
-    fit(model, task.loader(task.retain, batch_size or task.recipe.batch_size), _recipe(task, epochs, lr, batch_size),
-        compile=task.compile, desc="finetune")
+    loader = task.loader(task.retain, batch_size or task.recipe.batch_size, augment=augment)
+    fit(model, loader, _recipe(task, epochs, lr, batch_size), compile=task.compile, desc="finetune")
     return model
 
 
 @register_method
-def gradient_ascent(model: nn.Module, task: UnlearnTask, *, epochs: float = 1, lr: float = 1e-4, batch_size: int | None = None) -> nn.Module:
-    """Gradient ascent on the forget set: minimise the negative cross-entropy of the forget samples."""
+def gradient_ascent(
+    model: nn.Module, task: UnlearnTask, *, epochs: float = 1, lr: float = 1e-4, batch_size: int | None = None,
+    augment: bool = True,
+) -> nn.Module:
+    """Gradient ascent on the forget set: minimise the negative cross-entropy of the forget samples (``augment``:
+    as in ``finetune``)."""
     set_seed(task.seed)
-    fit(model, task.loader(task.forget, batch_size or task.recipe.batch_size), _recipe(task, epochs, lr, batch_size, "constant"),
+    loader = task.loader(task.forget, batch_size or task.recipe.batch_size, augment=augment)
+    fit(model, loader, _recipe(task, epochs, lr, batch_size, "constant"),
         loss_fn=lambda m, x, y: -F.cross_entropy(m(x), y), compile=task.compile, desc="gradient ascent")
     return model
 
 
 @register_method
 def neggrad_plus(
-    model: nn.Module, task: UnlearnTask, *, epochs: float = 5, lr: float = 0.01, alpha: float = 0.99, batch_size: int | None = None
+    model: nn.Module, task: UnlearnTask, *, epochs: float = 5, lr: float = 0.01, alpha: float = 0.99,
+    batch_size: int | None = None, augment: bool = True,
 ) -> nn.Module:
     """NegGrad+: ``alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)`` over the retain set, the forget set
-    cycled alongside (Kurmanji et al. 2023, Eq. 5)."""
+    cycled alongside (Kurmanji et al. 2023, Eq. 5); ``augment`` applies to both sets."""
     set_seed(task.seed)
     bs = batch_size or task.recipe.batch_size
-    forget_batches = task.loader(task.forget, bs).forever()
+    forget_batches = task.loader(task.forget, bs, augment=augment).forever()
 
     def loss(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         xf, yf = next(forget_batches)
         return alpha * F.cross_entropy(m(x), y) - (1 - alpha) * F.cross_entropy(m(xf), yf)
 
-    fit(model, task.loader(task.retain, bs), _recipe(task, epochs, lr, batch_size), loss_fn=loss, compile=task.compile, desc="neggrad+")
+    fit(model, task.loader(task.retain, bs, augment=augment), _recipe(task, epochs, lr, batch_size), loss_fn=loss,
+        compile=task.compile, desc="neggrad+")
     return model
+
+
+def reinit_head(model: nn.Module) -> None:
+    """NatMU's ``-i`` (its ``init_linear``): a fresh Xavier-normal head weight with ReLU gain, the trained bias kept."""
+    nn.init.xavier_normal_(model.head.weight, gain=nn.init.calculate_gain("relu"))

@@ -22,10 +22,12 @@ def l1_weight(alpha: float, epoch: int, epochs: float) -> float:
 
 @register_method
 def l1_sparse(
-    model: nn.Module, task: UnlearnTask, *, epochs: float = 10, lr: float = 0.01, alpha: float = 7e-5, batch_size: int | None = None
+    model: nn.Module, task: UnlearnTask, *, epochs: float = 10, lr: float = 0.01, alpha: float = 7e-5,
+    batch_size: int | None = None, augment: bool = True,
 ) -> nn.Module:
     """Defaults: the DEL repository's l1-sparse (alpha 7e-5, cosine learning rate) with Unlearn-Sparse's 10 epochs
-    at lr 0.01; the optimiser, momentum and weight decay are the original recipe's."""
+    at lr 0.01 on augmented images (Unlearn-Sparse's code; DEL's code does not augment: ``augment: false``); the
+    optimiser, momentum and weight decay are the original recipe's."""
     if not alpha >= 0:
         raise UserError(f"l1_sparse: alpha {alpha} must be non-negative; the DEL setting is 7e-5")
     recipe = _recipe(task, epochs, lr, batch_size)
@@ -40,6 +42,6 @@ def l1_sparse(
     def decay(epoch: int, _: nn.Module) -> None:  # ``epoch`` counts from 1: the next epoch's 0-based index
         gamma[0] = l1_weight(alpha, epoch, epochs)
 
-    fit(model, task.loader(task.retain, recipe.batch_size), recipe, loss_fn=loss, on_epoch_end=decay,
+    fit(model, task.loader(task.retain, recipe.batch_size, augment=augment), recipe, loss_fn=loss, on_epoch_end=decay,
         compile=task.compile, desc="l1-sparse")
     return model

@@ -15,7 +15,7 @@ from .. import UserError
 from ..data import InMemoryLoader, to_float
 from ..train import fit, predict_logits, set_seed
 from . import UnlearnTask, register_method
-from .baselines import _recipe
+from .baselines import _recipe, reinit_head as reinit_natmu_head
 
 N_HYBRIDS = 4  # one hybrid per mask
 
@@ -122,10 +122,12 @@ def natmu(
     delta: float = -0.053,
     batch_size: int = 128,
     reinit_head: bool | None = None,
+    augment: bool = True,
 ) -> nn.Module:
     """NatMU. Defaults: the official full-class CIFAR-100 script (lr 2.8e-4, wd 0, delta -0.053); other settings
     are in docs/deviations.md. ``reinit_head`` (default: only for full-class scenarios) redraws ``model.head``'s
-    weight as ``xavier_normal_(gain=calculate_gain('relu'))`` after the classes are chosen."""
+    weight as ``xavier_normal_(gain=calculate_gain('relu'))`` after the classes are chosen. ``augment`` crops and
+    flips the retain images (the official code does); the hybrids are never augmented."""
     if not -1 < delta < 1:
         raise UserError(f"natmu: delta {delta} leaves no blend (masks all 0 or all 1); choose -1 < delta < 1, e.g. -0.053")
     num_classes = task.spec.num_classes
@@ -139,13 +141,13 @@ def natmu(
     if reinit_head is None:
         reinit_head = task.scenario.get("kind") == "full_class"
     if reinit_head:
-        nn.init.xavier_normal_(model.head.weight, gain=nn.init.calculate_gain("relu"))
+        reinit_natmu_head(model)
     x = torch.cat([to_float(task.retain.x.cpu()), hybrids])
     y = torch.cat([task.retain.y.cpu(), hybrid_y])
-    augment = torch.cat([torch.ones(len(task.retain), dtype=torch.bool), torch.zeros(len(hybrids), dtype=torch.bool)])
+    retain_only = torch.arange(len(x)) < len(task.retain)  # the hybrids are never augmented
     loader = InMemoryLoader(
         x, y, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device,
-        crop_padding=task.spec.crop_padding, flip=task.spec.flip, augment_mask=augment,
+        crop_padding=task.spec.crop_padding if augment else 0, flip=task.spec.flip and augment, augment_mask=retain_only,
     )
     fit(model, loader, recipe, compile=task.compile, desc="natmu")
     return model

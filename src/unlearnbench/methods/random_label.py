@@ -11,7 +11,7 @@ from .. import UserError
 from ..localize import Mask, restrict_training
 from ..train import Recipe, fit, set_seed
 from . import Subset, UnlearnTask, register_method
-from .baselines import _recipe
+from .baselines import _recipe, reinit_head as reinit_natmu_head
 
 LABELS = ("other", "any")
 
@@ -70,9 +70,10 @@ def random_label(
 ) -> nn.Module:
     """Amnesiac / random-label fine-tuning of all parameters. The defaults are NatMU's full-class baseline (AdamW,
     5 epochs, cosine, no augmentation); SSD's is ``epochs: 3, lr: 1e-4, weight_decay: 0, schedule: constant``.
-    ``reinit_head`` draws a fresh classifier head first (NatMU's ``-i``, its sub-class script)."""
+    ``reinit_head`` draws a fresh classifier head weight first (NatMU's ``-i``, its sub-class script: Xavier-normal
+    with ReLU gain, the bias kept)."""
     recipe = _recipe(task, epochs, lr, batch_size, schedule, optimizer=optimizer, weight_decay=weight_decay)
     if reinit_head:
         set_seed(task.seed)
-        model.head.reset_parameters()  # nn.Linear's default init
+        reinit_natmu_head(model)
     return train_on_random_labels(model, task, recipe, labels=labels, augment=augment, desc="random label")

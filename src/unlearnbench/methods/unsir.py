@@ -64,10 +64,12 @@ def unsir(
     repair_epochs: float = 1,
     repair_batch_size: int = 128,
     retain_groups: str = "label",  # first retain_per_class images of each training "label" or each "fine" label
+    augment: bool = False,
 ) -> nn.Module:
     """Defaults: the SSD repository's full-class UNSIR (25 noise steps at Adam lr 0.1, l2 weight 0.1, 80 copies of
     a noise batch of 32, the first 500 retain images of each class, impair batch 32 and repair batch 128 at Adam
-    lr 1e-4, no augmentation); its sub-class runs use ``noise_steps: 250``."""
+    lr 1e-4, no augmentation); its sub-class runs use ``noise_steps: 250``. ``augment: true`` crops and flips the
+    retain images in both steps (never the noise)."""
     if min(noise_steps, noise_batch, noise_copies, retain_per_class) < 1 or not noise_lr > 0:
         raise UserError("unsir: noise_steps, noise_batch, noise_copies, retain_per_class and noise_lr must be positive")
     impair = _recipe(task, impair_epochs, lr, noise_batch, "constant", optimizer="adamw", weight_decay=0.0)
@@ -88,13 +90,16 @@ def unsir(
     noise = error_maximising_noise(model, classes, task, batch=noise_batch, steps=noise_steps, lr=noise_lr, l2=noise_l2)
     noise_x = noise.cpu().repeat(noise_copies, 1, 1, 1)
     noise_y = classes.repeat_interleave(noise_batch).repeat(noise_copies)
+    crop = {"crop_padding": task.spec.crop_padding if augment else 0, "flip": task.spec.flip and augment}
+    retain_only = torch.arange(len(noise_x) + len(retain_x)) >= len(noise_x)  # the noise is never augmented
     impair_loader = InMemoryLoader(
-        torch.cat([noise_x, retain_x]), torch.cat([noise_y, retain_y]),
+        torch.cat([noise_x, retain_x]), torch.cat([noise_y, retain_y]), augment_mask=retain_only, **crop,
         batch_size=noise_batch, shuffle=True, drop_last=True, seed=task.seed, device=task.device,
     )
     fit(model, impair_loader, impair, compile=task.compile, desc="unsir impair")
     repair_loader = InMemoryLoader(
         retain_x, retain_y, batch_size=repair_batch_size, shuffle=True, drop_last=True, seed=task.seed + 1, device=task.device,
+        **crop,
     )
     fit(model, repair_loader, repair, compile=task.compile, desc="unsir repair")
     return model

@@ -409,9 +409,9 @@ def avg_gap_salun(ev: Evaluation):
 def zrf(ev: Evaluation):
     """ZRF score of Bad Teacher: 1 - mean JS(p_model, p_random) over D_f. Closer to the oracle; fraction.
 
-    Zero-Retrain Forgetting (Chundawat et al. 2023, Eq. 9) against a randomly initialised model of the same
-    architecture, with the textbook per-example JS in nats (so ZRF lies in [1 - ln 2, 1]); near 1 when the model
-    behaves like a random one on the forget set.
+    Zero-Retrain Forgetting (Chundawat et al. 2023, Eq. 9) on the forget training images, against the incompetent
+    teacher that Bad Teacher distils from, with the textbook per-example JS in nats (so ZRF lies in [1 - ln 2, 1]);
+    near 1 when the model behaves like a random one on the forget set. SSD's own definition is ``zrf_code``.
     """
     return float(1 - js_rows(*forget_probabilities(ev, "incompetent")).mean())
 
@@ -420,10 +420,14 @@ def zrf(ev: Evaluation):
 def zrf_code(ev: Evaluation):
     """ZRF as the bad-teacher and SSD code compute it (``UnLearningScore``). Closer to the oracle; fraction.
 
-    1 - ``JSDiv`` over the stacked forget-set softmaxes, with that code's reversed KL and mean-over-elements
-    reduction (see ``js_bad_teacher_code``); not on the textbook scale.
+    1 - ``JSDiv`` over the stacked softmaxes, with that code's reversed KL and mean-over-elements reduction (see
+    ``js_bad_teacher_code``), not on the textbook scale; on SSD's ``forget_valid_dl``: the forgotten classes' test
+    images in class scenarios, the forget training images in random ones. Against the incompetent teacher that
+    Bad Teacher distils from, as there.
     """
-    return 1 - js_bad_teacher_code(*forget_probabilities(ev, "incompetent"))
+    part = "test_forget" if len(ev.split["test_forget"]) else "forget"
+    model, teacher = ev.part(part)[0], ev.require("incompetent").part(part)[0]
+    return 1 - js_bad_teacher_code(probabilities(model), probabilities(teacher))
 
 
 # --- cost -------------------------------------------------------------------------------------------------------

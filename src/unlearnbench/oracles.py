@@ -16,16 +16,16 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .checkpoint import build_model, load_model, model_config
+from .checkpoint import load_model, model_config
 from .data import get_spec, load_dataset, training_loader
 from .io import atomic_write_json, provenance
+from .methods.bad_teacher import incompetent_teacher
 from .pipeline import save_logits
 from .splits import load_split
 from .train import Recipe, fit, predict_logits, resolve_device, set_seed
 
 log = logging.getLogger(__name__)
 
-INCOMPETENT_SEED_OFFSET = 1_000_000  # the incompetent model of seed s is drawn with seed s + this offset
 ULIRA_SEED_STRIDE = 1_000  # U-LiRA oracle k of seed s trains with seed s + (k + 1) * this stride
 
 
@@ -35,10 +35,9 @@ def ulira_seed(seed: int, k: int) -> int:
 
 
 def incompetent_logits(data_path: str, model: dict, seed: int, out: str, device: str = "auto") -> None:
-    """Logits of a randomly initialised, untrained model of the experiment (Chundawat et al. 2023's incompetent
-    teacher), drawn independently of the original model's initial weights."""
-    set_seed(seed + INCOMPETENT_SEED_OFFSET)
-    net = build_model(model_config(model["name"], model["dataset"], model.get("options")))
+    """Logits of the incompetent teacher of seed ``seed`` (Chundawat et al. 2023): the very network Bad Teacher
+    distils from (``bad_teacher.incompetent_teacher``), as in SSD's code, where ZRF and Bad Teacher share it."""
+    net = incompetent_teacher(model_config(model["name"], model["dataset"], model.get("options")), seed)
     save_logits(net, load_dataset(data_path), out, resolve_device(device))
 
 

@@ -20,6 +20,18 @@ from . import UnlearnTask, register_method
 from .baselines import _recipe, reinit_head as reinit_natmu_head
 
 
+INCOMPETENT_SEED_OFFSET = 1_000_000  # the incompetent teacher of seed s is drawn with seed s + this offset
+
+
+def incompetent_teacher(model_config: dict, seed: int) -> nn.Module:
+    """The incompetent teacher of run seed ``seed``: a freshly initialised model of the experiment, drawn with its
+    own seed (independent of the original's initial weights, as the official code's second draw is) and without
+    touching the global generator. Bad Teacher distils from it and ZRF compares with it (``oracles``)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed + INCOMPETENT_SEED_OFFSET)
+        return build_model(model_config)
+
+
 @register_method
 def bad_teacher(
     model: nn.Module,
@@ -45,7 +57,7 @@ def bad_teacher(
     recipe = _recipe(task, epochs, lr, batch_size, schedule, optimizer="adamw", weight_decay=weight_decay)
     recipe.check()
     set_seed(task.seed)
-    incompetent = build_model(task.model_config)
+    incompetent = incompetent_teacher(task.model_config, task.seed)
     generator = torch.Generator().manual_seed(task.seed)
     keep = torch.randperm(len(task.retain), generator=generator)[: max(1, round(retain_fraction * len(task.retain)))]
     retain_x = task.retain.x[keep.to(task.retain.x.device)]

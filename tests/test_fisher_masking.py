@@ -6,7 +6,9 @@ from unlearnbench import UserError
 from unlearnbench.checkpoint import model_config
 from unlearnbench.data import get_spec, training_loader
 from unlearnbench.methods import Subset, UnlearnTask, run_method
-from unlearnbench.methods.fisher_masking import maskable_weights, slice_scores, top_fraction, zero_channels, zero_connections
+from unlearnbench.methods.fisher_masking import (
+    maskable_weights, mean_channel_activation, slice_scores, top_fraction, zero_channels, zero_connections,
+)
 from unlearnbench.models import create_model
 from unlearnbench.train import Recipe, fit, predict_logits
 
@@ -55,14 +57,39 @@ def test_activation_mask_silences_whole_channels_and_their_batchnorm():
     assert out[:, 1].abs().max() == 0
 
 
+def test_activation_mask_reads_channels_after_batchnorm_by_default():
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(1, 2, 1, bias=False)
+            self.bn = nn.BatchNorm2d(2).eval()
+            self.head = nn.Linear(2 * 3 * 3, 2)
+
+        def forward(self, x):
+            return self.head(self.bn(self.conv(x)).flatten(1))
+
+    net = Net()
+    with torch.no_grad():
+        net.conv.weight.copy_(torch.tensor([1.0, 2.0]).view(2, 1, 1, 1))  # channel 1 is larger before BN
+        net.bn.weight.copy_(torch.tensor([3.0, 1.0]))  # channel 0 is larger after BN (running mean 0, var 1)
+    x = torch.full((4, 1, 3, 3), 255, dtype=torch.uint8)
+    after = mean_channel_activation(net, x, 4, "cpu")
+    before = mean_channel_activation(net, x, 4, "cpu", after_bn=False)
+    assert list(after) == list(before) == ["conv.weight"]  # the classifier is never scored
+    assert top_fraction(after, 0.5)["conv.weight"].tolist() == [True, False]
+    assert top_fraction(before, 0.5)["conv.weight"].tolist() == [False, True]
+
+
 def _task(digits, forget_class=3, width=4):
-    forget = digits["train_y"] == forget_class
+    forget, test_forget = digits["train_y"] == forget_class, digits["test_y"] == forget_class
     return UnlearnTask(
         forget=Subset(digits["train_x"][forget], digits["train_y"][forget]),
         retain=Subset(digits["train_x"][~forget], digits["train_y"][~forget]),
         spec=get_spec("digits"), recipe=RECIPE, initial_state=None,
         model_config=model_config("resnet18", "digits", {"width": width}),
         scenario={"kind": "full_class", "classes": [str(forget_class)]},
+        test_forget=Subset(digits["test_x"][test_forget], digits["test_y"][test_forget]),
+        test_retain=Subset(digits["test_x"][~test_forget], digits["test_y"][~test_forget]),
     )
 
 
@@ -118,7 +145,46 @@ def test_fisher_mask_forgets_a_class_and_keeps_the_rest_then_fine_tuning_records
     forget_after, retain_after = _test_accuracies(model, digits)
     assert forget_after <= 0.05  # was above 0.8
     assert retain_after >= retain_before - 0.05
-    history = task.record["history"]
+    history = task.record["history"]  # the official curves: test accuracy on the remaining / forgotten classes
     assert [h["epoch"] for h in history] == [0, 1, 2]
-    assert history[0]["forget_acc"] <= 0.05 and history[0]["retain_acc"] >= 0.9  # the masked model, before fine-tuning
-    assert all(h["forget_acc"] <= 0.05 for h in history)
+    assert set(history[0]) == {"epoch", "test_retain_acc", "test_forget_acc", "forget_acc"}
+    assert history[-1]["test_retain_acc"] == pytest.approx(retain_after) and history[-1]["test_forget_acc"] == pytest.approx(forget_after)
+    assert history[0]["test_forget_acc"] <= 0.05 and history[0]["test_retain_acc"] >= 0.9  # masked, not fine-tuned
+    assert all(h["forget_acc"] <= 0.05 and h["test_forget_acc"] <= 0.05 for h in history)
+    assert task.untimed_seconds > 0  # the curves were evaluated outside the method's timed part
+
+
+def test_time_spent_inside_untimed_is_left_out_of_the_method_seconds(digits, tmp_path):
+    import json
+    import time
+
+    from unlearnbench.checkpoint import build_model, save_checkpoint
+    from unlearnbench.data import save_dataset
+    from unlearnbench.methods import METHODS, SCENARIO_KINDS, register_method
+    from unlearnbench.pipeline import unlearn
+    from unlearnbench.splits import make_split, save_split
+
+    @register_method(name="sleeps_half_untimed")
+    def sleeps(model, task):
+        time.sleep(0.3)
+        with task.untimed():
+            time.sleep(0.6)
+        return model
+
+    data = {**digits, "train_x": digits["train_x"][:100], "train_y": digits["train_y"][:100],
+            "test_x": digits["test_x"][:20], "test_y": digits["test_y"][:20]}
+    scenario = {"kind": "full_class", "classes": ["3"]}
+    model = {"name": "resnet18", "dataset": "digits", "options": {"width": 2}}
+    config = model_config(**model)
+    save_dataset(data, tmp_path / "data.pt")
+    save_split(make_split(scenario, data, seed=0), tmp_path / "split.npz")
+    save_checkpoint(tmp_path / "original.pt", build_model(config), config)
+    try:
+        unlearn(str(tmp_path / "original.pt"), str(tmp_path / "data.pt"), str(tmp_path / "split.npz"),
+                {"method": "sleeps_half_untimed"}, model, {"epochs": 1}, scenario, 0, str(tmp_path / "m.pt"),
+                str(tmp_path / "run.json"), str(tmp_path / "logits.npz"), device="cpu")
+    finally:
+        METHODS.pop("sleeps_half_untimed"), SCENARIO_KINDS.pop("sleeps_half_untimed")
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert 0.3 <= run["seconds"] < 0.75  # the timed sleep only, not the 0.6 s inside untimed()
+    assert 0.6 <= run["untimed_seconds"] < 1.0

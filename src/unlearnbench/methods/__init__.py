@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -77,12 +79,30 @@ class UnlearnTask:
     scenario: dict = field(default_factory=dict)
     mnemonic: dict | None = None  # the original's mnemonic codes and settings, when it was trained with them
     record: dict = field(default_factory=dict)  # what a method wants saved in run.json (e.g. per-epoch curves)
+    test_forget: Subset | None = None  # test images of the forgotten classes (empty for random forgetting)
+    test_retain: Subset | None = None  # test images of the remaining classes (the whole test set for random)
+    untimed_seconds: float = 0.0  # seconds spent inside ``untimed()``, left out of the method's time
 
     def loader(self, subset: Subset, batch_size: int, *, shuffle: bool = True, augment: bool = True) -> InMemoryLoader:
         """Batches of a subset on the task's device; ``augment`` uses the data set's training augmentation."""
         if shuffle:
             return training_loader(subset.x, subset.y, self.spec, batch_size, seed=self.seed, device=self.device, augment=augment)
         return InMemoryLoader(subset.x, subset.y, batch_size=batch_size, device=self.device)
+
+    @contextmanager
+    def untimed(self):
+        """A block left out of the method's wall time (``method_seconds``, RTE), e.g. per-epoch evaluation: its
+        seconds accumulate in ``untimed_seconds``, which ``pipeline.unlearn`` subtracts (CUDA synchronised)."""
+        cuda = self.device.type == "cuda"
+        if cuda:
+            torch.cuda.synchronize(self.device)
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if cuda:
+                torch.cuda.synchronize(self.device)
+            self.untimed_seconds += time.perf_counter() - start
 
 
 def get_method(name: str) -> Callable[..., nn.Module]:

@@ -5,7 +5,8 @@ on it, ``F_f - F_r`` (diagonal Fisher information with model-predicted labels), 
 one global ranking, then optionally fine-tune on the remain set. Conv weights are scored per ``(out, in)`` kernel
 slice (the Fisher averaged over the kh x kw kernel), linear weights per element; biases and norm layers are never
 masked. The paper's comparison masks with the same budget are the ``mask`` option (random, gradient magnitude,
-activation).
+activation). The accuracy-vs-epoch curves are recorded on the test split, as the official code's, outside the
+method's timed wall time.
 """
 
 from __future__ import annotations
@@ -36,11 +37,23 @@ def maskable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return weights
 
 
+def following_batchnorm(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
+    """The BatchNorm registered right after each layer with as many channels (it normalises that layer in a ResNet)."""
+    modules = [(n, m) for n, m in model.named_modules() if not any(m.children())]
+    return {name: after for (name, module), (_, after) in zip(modules, modules[1:])
+            if isinstance(after, nn.BatchNorm2d) and getattr(module, "out_channels", None) == after.num_features}
+
+
 @torch.no_grad()
-def mean_channel_activation(model: nn.Module, x: torch.Tensor, batch_size: int, device) -> dict[str, torch.Tensor]:
+def mean_channel_activation(
+    model: nn.Module, x: torch.Tensor, batch_size: int, device, after_bn: bool = True,
+) -> dict[str, torch.Tensor]:
     """Per output channel of every conv and linear layer but the classifier (as in the official code), the mean
-    of ``relu(output)`` over images and positions."""
+    of ``relu(output)`` over images and positions; ``after_bn``: a conv's output is read after the BatchNorm that
+    follows it (the official ``get_sequential_output``), else straight from the conv."""
     layers = {n: m for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)) and m is not model.head}
+    if after_bn:
+        layers.update({n: bn for n, bn in following_batchnorm(model).items() if n in layers})
     sums = {}  # layers whose forward never runs (attention's out_proj is called functionally) stay out
 
     def hook(name):
@@ -85,23 +98,19 @@ def zero_connections(weights: dict[str, torch.Tensor], masks: dict[str, torch.Te
 
 @torch.no_grad()
 def zero_channels(model: nn.Module, masks: dict[str, torch.Tensor]) -> None:
-    """Silence the selected output channels: their filters, biases and the affine of the BatchNorm that follows.
-
-    A BatchNorm is taken to normalise the layer registered just before it (true of ResNets) when their channel
-    counts agree.
-    """
-    modules = [(n, m) for n, m in model.named_modules() if not any(m.children())]
-    for i, (name, module) in enumerate(modules):
+    """Silence the selected output channels: their filters, biases and the affine of the BatchNorm that follows
+    (``following_batchnorm``)."""
+    after = following_batchnorm(model)
+    for name, module in model.named_modules():
         mask = masks.get(f"{name}.weight")
         if mask is None:
             continue
         module.weight[mask] = 0
         if module.bias is not None:
             module.bias[mask] = 0
-        following = modules[i + 1][1] if i + 1 < len(modules) else None
-        if isinstance(following, nn.BatchNorm2d) and following.num_features == len(mask):
-            following.weight[mask] = 0
-            following.bias[mask] = 0
+        if name in after:
+            after[name].weight[mask] = 0
+            after[name].bias[mask] = 0
 
 
 def accuracy(model: nn.Module, subset: Subset, device) -> float:
@@ -116,6 +125,7 @@ def fisher_masking(
     rho: float = 0.02,
     mask: str = "fisher",
     use_remain: bool = True,
+    activation_after_bn: bool = True,
     fisher_batch_size: int = 128,
     finetune_epochs: float = 0,
     lr: float = 0.1,
@@ -126,11 +136,16 @@ def fisher_masking(
     ``mask``: ``fisher`` (the paper), or a comparison mask with the same ``rho``: ``random`` (uniformly random
     connections), ``gradient`` (``|grad|`` of the forget loss per connection), ``activation`` (whole output
     channels by mean ``relu`` activation on the forget set minus the remain set); the last two never touch the
-    classifier. ``use_remain=False`` scores by ``F_f`` alone (the official ``only_forget`` ablation).
+    classifier. ``activation_after_bn``: the activation mask reads each conv's channels after its BatchNorm (the
+    official code), else before it. ``use_remain=False`` scores by ``F_f`` alone (the official ``only_forget``
+    ablation).
     ``fisher_batch_size``: 128 is the official code's estimate from squared batch-mean gradients, 1 the
     per-sample Fisher. Fine-tuning (SGD on the unaugmented remain set, all weights free to
-    regrow, learning rate x0.1 at 50% and 75% of the epochs, as in the official code) records the retain and
-    forget accuracies after every epoch, epoch 0 being the masked model, in ``task.record["history"]`` (saved in run.json).
+    regrow, learning rate x0.1 at 50% and 75% of the epochs, as in the official code). After masking (epoch 0) and
+    after every fine-tuning epoch, ``task.record["history"]`` (saved in run.json) gets the official curves, the
+    test accuracy on the remaining and on the forgotten classes (``test_retain_acc``, ``test_forget_acc``; where
+    the task has those splits, the latter only where it is not empty), and the accuracy on D_f (``forget_acc``),
+    all inside ``task.untimed()``.
     """
     if not 0 < rho < 1:
         raise UserError(f"fisher_masking: rho must lie in (0, 1), got {rho}; 0.02 is the paper's CIFAR value")
@@ -147,9 +162,10 @@ def fisher_masking(
         return fisher_diagonal(model, batches, per_sample=fisher_batch_size == 1)
 
     if mask == "activation":
-        score = mean_channel_activation(model, task.forget.x, bs, device)
+        score = mean_channel_activation(model, task.forget.x, bs, device, activation_after_bn)
         if use_remain:
-            score = {n: s - r for (n, s), r in zip(score.items(), mean_channel_activation(model, task.retain.x, bs, device).values())}
+            remain = mean_channel_activation(model, task.retain.x, bs, device, activation_after_bn)
+            score = {n: s - remain[n] for n, s in score.items()}
         zero_channels(model, top_fraction(score, rho))
     else:
         if mask == "fisher":
@@ -165,13 +181,19 @@ def fisher_masking(
             score = {n: torch.rand(w.shape, generator=gen).to(w.device) for n, w in weights.items()}
         zero_connections(weights, top_fraction(slice_scores(score, weights), rho))
 
-    history = [{"epoch": 0, "retain_acc": accuracy(model, task.retain, device), "forget_acc": accuracy(model, task.forget, device)}]
+    history = []
+
+    def record(epoch: int, m: nn.Module) -> None:
+        with task.untimed():
+            point = {"epoch": epoch, "forget_acc": accuracy(m, task.forget, device)}
+            for key, subset in (("test_retain_acc", task.test_retain), ("test_forget_acc", task.test_forget)):
+                if subset is not None and len(subset):
+                    point[key] = accuracy(m, subset, device)
+            history.append(point)
+
+    record(0, model)
     if finetune_epochs > 0:
         recipe = replace(_recipe(task, finetune_epochs, lr, batch_size, "multistep"), milestones=[0.5 * finetune_epochs, 0.75 * finetune_epochs])
-
-        def record(epoch: int, m: nn.Module) -> None:
-            history.append({"epoch": epoch, "retain_acc": accuracy(m, task.retain, device), "forget_acc": accuracy(m, task.forget, device)})
-
         fit(model, task.loader(task.retain, bs, augment=False), recipe, on_epoch_end=record, compile=task.compile, desc="fisher masking")
     task.record["history"] = history
     return model

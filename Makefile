@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup quick test test-fast report papers-reduced leaderboard-reduced clean
+.PHONY: setup quick test test-fast report papers-reduced leaderboard-reduced gpu-check clean
 
 setup: $(STAMP)
 
@@ -33,6 +33,10 @@ papers-reduced: setup
 
 leaderboard-reduced: setup
 	$(BIN)/snakemake --configfile config/leaderboard.yaml --config scale=reduced
+
+# The prepared device check (one GPU, about 8 minutes): throughput, memory, the quick preset on CUDA.
+gpu-check: setup
+	$(BIN)/python benchmarks/gpu_check.py --device cuda
 
 report: setup
 	$(BIN)/snakemake --configfile config/quick.yaml --report report.html

@@ -4,7 +4,7 @@ Every estimator is an independent function ``(model, batches, ...) -> Importance
 ``(x, y)`` pairs (``y`` may be ``None`` for label-free losses; ``task.loader(subset, bs, shuffle=False,
 augment=False)`` gives them) and ``Importance`` maps each ``model.named_parameters()`` name to a tensor of the
 parameter's shape. Estimators put the model in eval mode (BatchNorm uses its running statistics and its buffers
-are never updated), compute in float32, and leave the weights and their ``.grad`` untouched. Per-sample
+are never updated), compute in float32 (autocast off, whatever the training precision), and leave the weights and their ``.grad`` untouched. Per-sample
 gradients come from ``torch.func`` (``vmap`` over ``grad``), never from a loop over single samples.
 
 To add an estimator, add a function with the same shape of signature and a docstring citing its equation.
@@ -12,6 +12,7 @@ To add an estimator, add a function with the same shape of signature and a docst
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Iterable
 
 import torch
@@ -34,6 +35,17 @@ def squared_logit_norm(logits: torch.Tensor, y: torch.Tensor | None = None) -> t
     return logits.pow(2).sum(dim=1).mean()
 
 
+def _float32(estimator: Callable[..., Importance]) -> Callable[..., Importance]:
+    """Run ``estimator`` with autocast off, so an enclosing bf16 autocast cannot round the gradients."""
+
+    @functools.wraps(estimator)
+    def wrapped(model: nn.Module, *args, **kwargs) -> Importance:
+        with torch.autocast(next(model.parameters()).device.type, enabled=False):
+            return estimator(model, *args, **kwargs)
+
+    return wrapped
+
+
 def _parameters(model: nn.Module) -> dict[str, torch.Tensor]:
     return dict(model.named_parameters())
 
@@ -53,6 +65,7 @@ def _functional(model: nn.Module) -> tuple[dict, Callable[[dict, torch.Tensor], 
     return params, logits
 
 
+@_float32
 def batch_gradient_importance(model: nn.Module, batches: Batches, loss: Loss, *, power: float = 2) -> Importance:
     """``(1/B) sum_b |grad_theta L_b|^power`` with ``L_b`` the loss averaged over batch ``b``.
 
@@ -73,6 +86,7 @@ def batch_gradient_importance(model: nn.Module, batches: Batches, loss: Loss, *,
     return {k: v / max(count, 1) for k, v in total.items()}
 
 
+@_float32
 def per_sample_gradient_importance(
     model: nn.Module, batches: Batches, loss: Loss, *, power: float = 2, chunk_size: int | None = None
 ) -> Importance:
@@ -98,6 +112,7 @@ def per_sample_gradient_importance(
     return {k: v / max(count, 1) for k, v in total.items()}
 
 
+@_float32
 def fisher_diagonal(model: nn.Module, batches: Batches, *, per_sample: bool = True, chunk_size: int | None = None) -> Importance:
     """Diagonal of the (true) Fisher information, with labels drawn from the model's own predictions.
 

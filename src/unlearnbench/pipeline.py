@@ -40,6 +40,7 @@ def split(data_path: str, scenario: dict, seed: int, out: str) -> None:
 
 def train_original(
     data_path: str, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False, mnemonic: dict | None = None,
+    precision: str = "auto",
 ) -> None:
     """Train the original model on the whole training set; the checkpoint keeps its initial weights.
 
@@ -67,13 +68,14 @@ def train_original(
     loader = training_loader(data["train_x"], data["train_y"], spec, recipe.batch_size, seed=seed, device=dev,
                              augment=recipe.augment)
     start = time.perf_counter()
-    history = fit(net, loader, recipe, loss_fn=loss_fn, compile=compile, desc="original")
+    history = fit(net, loader, recipe, loss_fn=loss_fn, compile=compile, precision=precision, desc="original")
     save_checkpoint(out, net, config, initial_state=initial, meta={**meta, "seconds": time.perf_counter() - start, "history": history})
 
 
 def unlearn(
     original_path: str, data_path: str, split_path: str, method: dict, model: dict, train: dict, scenario: dict,
     seed: int, out_model: str, out_run: str, out_logits: str, device: str = "auto", compile: bool = False,
+    precision: str = "auto",
 ) -> None:
     """Run one method on a copy of the original model; record its wall time (evaluation excluded) and cache the
     unlearned model's logits on the whole training and test sets with their labels (``logits.npz``)."""
@@ -89,7 +91,7 @@ def unlearn(
     task = UnlearnTask(
         forget=part(split["forget"]), retain=part(split["retain"]),
         spec=get_spec(config["dataset"]), recipe=Recipe.from_dict(train), initial_state=ckpt["initial_state"],
-        model_config=config, device=dev, seed=seed, compile=compile, scenario=scenario,
+        model_config=config, device=dev, seed=seed, compile=compile, precision=precision, scenario=scenario,
         mnemonic=ckpt["meta"].get("mnemonic"),
         test_forget=Subset(data["test_x"][split["test_forget"]], data["test_y"][split["test_forget"]]),
         test_retain=Subset(data["test_x"][split["test_retain"]], data["test_y"][split["test_retain"]]),
@@ -112,7 +114,8 @@ def unlearn(
 
 
 def save_logits(net: torch.nn.Module, data: dict, out: str, device: torch.device) -> None:
-    """Logits (eval mode, no augmentation) of the whole training and test sets, with their labels."""
+    """Logits (eval mode, no augmentation, fp32 whatever the training precision) of the whole training and test
+    sets, with their labels."""
     arrays = {
         "train_logits": predict_logits(net, data["train_x"], device=device).numpy(),
         "test_logits": predict_logits(net, data["test_x"], device=device).numpy(),

@@ -1,10 +1,15 @@
 """The one training loop: original models, retrain oracles and every fine-tuning unlearning method use ``fit``.
 
-On CUDA it runs under bf16 autocast with channels_last memory and, optionally, ``torch.compile``.
+Precision (``precision: auto | bf16 | fp32``; ``auto`` is bf16 autocast on CUDA and fp32 elsewhere) and
+``torch.compile`` are explicit settings that work on every device (inductor compiles CPU kernels with the
+machine's C++ compiler). Convolution models use channels_last memory on CUDA only (see ``to_float`` in
+``data.py`` for why not on the CPU). Logits for metrics (``predict_logits``) are always computed in fp32.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import logging
 import math
 import time
@@ -22,6 +27,10 @@ from .data import InMemoryLoader
 log = logging.getLogger(__name__)
 
 LossFn = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+
+PRECISIONS = ("auto", "bf16", "fp32")
+CHECK_EVERY = 50  # steps between fit's host synchronisations (non-finite loss check, progress bar)
+_PRECISION = contextvars.ContextVar("precision", default="auto")
 
 
 @dataclass
@@ -118,9 +127,32 @@ def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:
     return model
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, a no-op elsewhere."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+@contextlib.contextmanager
+def precision_scope(precision: str):
+    """Make ``precision`` the default of ``fit`` and ``autocast`` inside the block (``run_method`` sets the task's)."""
+    check_precision(precision)
+    token = _PRECISION.set(precision)
+    try:
+        yield
+    finally:
+        _PRECISION.reset(token)
+
+
+def check_precision(precision: str) -> None:
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; valid: {', '.join(PRECISIONS)}")
+
+
+def uses_bf16(device: torch.device, precision: str | None = None) -> bool:
+    """Whether training runs under bf16 autocast: ``bf16``, or ``auto`` on CUDA (``None``: the scope's default)."""
+    precision = precision or _PRECISION.get()
+    check_precision(precision)
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
+def autocast(device: torch.device, precision: str | None = None):
+    """bf16 autocast where ``uses_bf16``, a no-op otherwise."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=uses_bf16(device, precision))
 
 
 def fit(
@@ -133,6 +165,7 @@ def fit(
     after_step: Callable[[], None] | None = None,
     on_epoch_end: Callable[[int, nn.Module], None] | None = None,
     compile: bool = False,
+    precision: str | None = None,
     desc: str = "train",
 ) -> list[dict]:
     """Train ``model`` in place on ``loader`` with ``recipe``; returns one record per epoch.
@@ -140,7 +173,10 @@ def fit(
     ``loss_fn(model, x, y)`` replaces the cross-entropy (gradient ascent, NegGrad+, distillation);
     ``params`` restricts the optimised parameters; ``after_step`` runs after each optimiser step (e.g. to
     re-impose a mask); ``on_epoch_end(epoch, model)`` records per-epoch metrics (epoch counts from 1).
-    A fractional ``recipe.epochs`` stops mid-epoch.
+    A fractional ``recipe.epochs`` stops mid-epoch. ``compile`` wraps the model in ``torch.compile`` on any
+    device; ``precision`` (``auto | bf16 | fp32``, ``None``: the ``precision_scope`` default) sets autocast.
+    A non-finite loss is detected on the device and raised every ``CHECK_EVERY`` steps and at the end of each
+    epoch, so that the step loop never waits for the device.
     """
     device = loader.device
     prepare_for_device(model, device)
@@ -148,33 +184,41 @@ def fit(
     optimizer = make_optimizer(params if params is not None else model.parameters(), recipe)
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, recipe))
-    forward_model = torch.compile(model) if compile and device.type == "cuda" else model
+    forward_model = torch.compile(model) if compile else model
+    bf16 = uses_bf16(device, precision)
     total_steps = math.ceil(recipe.epochs * steps_per_epoch)
     history, step = [], 0
+    counter = torch.zeros((), device=device)  # ``step`` on the device
     model.train()
     for epoch in range(1, math.ceil(recipe.epochs) + 1):
-        start, seen, loss_sum = time.perf_counter(), 0, torch.zeros((), device=device)
+        start, seen = time.perf_counter(), 0
+        loss_sum = torch.zeros((), device=device)
+        first_bad = torch.full((2,), -1.0, device=device)  # (step, loss) of the first non-finite loss
         bar = tqdm(loader, desc=f"{desc} {epoch}/{math.ceil(recipe.epochs)}", leave=False, disable=None)
         for x, y in bar:
             if step >= total_steps:
                 break
             if device.type == "cuda":
                 x = x.contiguous(memory_format=torch.channels_last)
-            with autocast(device):
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(forward_model, x, y)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{desc}: loss became {loss.item()} at step {step}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             scheduler.step()
             if after_step is not None:
                 after_step()
+            detached = loss.detach().float()
+            new_bad = (first_bad[0] < 0) & ~torch.isfinite(detached)
+            first_bad = torch.where(new_bad, torch.stack([counter, detached]), first_bad)
+            counter += 1
             step += 1
             seen += len(x)
-            loss_sum += loss.detach() * len(x)
-            if step % 20 == 0:
-                bar.set_postfix(loss=f"{loss.item():.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+            loss_sum += detached * len(x)
+            if step % CHECK_EVERY == 0:
+                _check_finite(first_bad, desc)
+                bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
+        _check_finite(first_bad, desc)
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -188,17 +232,31 @@ def fit(
     return history
 
 
+def _check_finite(first_bad: torch.Tensor, desc: str) -> None:
+    """Raise if ``fit`` recorded a non-finite loss (one host synchronisation)."""
+    step, value = first_bad.tolist()
+    if step >= 0:
+        raise FloatingPointError(f"{desc}: loss became {value} at step {int(step)}; lower the learning rate")
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, device: torch.device | str | None = None) -> torch.Tensor:
-    """Logits of ``model`` (eval mode, no augmentation) for uint8 or float images, as float32 on the CPU."""
+    """Logits of ``model`` (eval mode, no augmentation) for uint8 or float images, as float32 on the CPU.
+
+    Always computed in fp32, whatever the training precision and any enclosing autocast, with cuDNN's TF32
+    convolutions off: the loss- and likelihood-ratio attacks read log-probabilities of confident samples, which
+    bf16's 8-bit mantissa would round (docs/deviations.md, Foundation).
+    """
     device = torch.device(device) if device is not None else device_of(model)
     prepare_for_device(model, device).eval()
     loader = InMemoryLoader(x, None, batch_size=batch_size, device=device)
     out = []
-    for xb, _ in loader:
-        with autocast(device):
-            out.append(model(xb).float().cpu())
-    return torch.cat(out)
+    cudnn = torch.backends.cudnn
+    flags = dict(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False)
+    with torch.autocast(device.type, enabled=False), cudnn.flags(**flags):
+        for xb, _ in loader:
+            out.append(model(xb).float())
+    return torch.cat(out).cpu()
 
 
 def set_seed(seed: int) -> None:

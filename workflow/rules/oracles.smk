@@ -96,6 +96,7 @@ rule ulira_oracle:
     wildcard_constraints:
         k=r"\d+",
     threads: config["threads"]
+        precision=config["precision"],
     resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,

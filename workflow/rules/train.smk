@@ -12,6 +12,7 @@ rule train_original:
         device=config["device"],
         compile=config["compile"],
         mnemonic=lambda w: EXPERIMENTS[w.exp].get("mnemonic"),
+        precision=config["precision"],
     threads: config["threads"]
     resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,

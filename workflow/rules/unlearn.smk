@@ -19,6 +19,7 @@ rule unlearn:
         device=config["device"],
         compile=config["compile"],
     threads: config["threads"]
+        precision=config["precision"],
     resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,

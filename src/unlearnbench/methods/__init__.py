@@ -24,7 +24,7 @@ from torch import nn
 from .. import UserError
 from ..data import DatasetSpec, InMemoryLoader, training_loader
 from ..splits import KINDS
-from ..train import Recipe
+from ..train import Recipe, precision_scope
 
 METHODS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -77,6 +77,7 @@ class UnlearnTask:
     seed: int = 0
     compile: bool = False
     scenario: dict = field(default_factory=dict)
+    precision: str = "auto"  # auto | bf16 | fp32: the default of every fit inside the method (train.py)
     mnemonic: dict | None = None  # the original's mnemonic codes and settings, when it was trained with them
     record: dict = field(default_factory=dict)  # what a method wants saved in run.json (e.g. per-epoch curves)
     test_forget: Subset | None = None  # test images of the forgotten classes (empty for random forgetting)
@@ -139,7 +140,8 @@ def run_method(name: str, model: nn.Module, task: UnlearnTask, hparams: dict | N
     if kind is not None and not supports(name, kind):
         raise UserError(f"method {name!r} applies to {', '.join(SCENARIO_KINDS[name])} scenarios, not {kind}")
     model.to(task.device)
-    return get_method(name)(model, task, **hparams)
+    with precision_scope(task.precision):
+        return get_method(name)(model, task, **hparams)
 
 
 for _module in pkgutil.iter_modules(__path__):

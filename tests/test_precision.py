@@ -155,7 +155,7 @@ def test_gpu_hours_prints_a_row_per_paper(capsys):
         assert row and int(row[1].replace(",", "")) > 0 and float(row[2].replace(",", "")) > 0, out
 
 
-@pytest.mark.slow  # the whole device check on tiny sizes, the quick preset (shortened) through Snakemake: ~3 min
+@pytest.mark.slow  # the whole device check on tiny sizes, the shortened quick preset via Snakemake: 3-5 min
 def test_gpu_check_runs_end_to_end_on_the_cpu():
     import subprocess
     import sys as _sys

@@ -6,7 +6,9 @@ data sets, models, model options, classes, scenarios, methods, hyperparameters a
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import re
 from pathlib import Path
 
 from . import UserError
@@ -16,6 +18,9 @@ from .metrics import METRICS
 from .models import MODELS
 from .splits import check_scenario
 from .train import Recipe
+from .values import check_value, duplicates, non_finite
+
+SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a folder name: no '..', no hidden folder, no spaces
 
 
 def apply_scale(config: dict) -> dict:
@@ -66,7 +71,65 @@ def method_config(config: dict, name: str) -> dict:
     return entry
 
 
+def check_yaml_keys(path: str | Path) -> None:
+    """A config file must not repeat a key in one mapping (YAML loaders silently keep the last one)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def construct_mapping(self, node, deep=False):
+            seen = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if isinstance(key, (str, int, float, bool)) and key in seen:
+                    line = key_node.start_mark.line + 1
+                    raise UserError(f"{path} line {line}: key {key!r} appears twice in one block; keep one")
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    try:
+        yaml.load(Path(path).read_text(), Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError:
+        pass  # Snakemake itself reports syntax errors
+
+
+def check_values(config: dict) -> None:
+    """What the schema cannot say: finite numbers, unique seeds and methods, path-safe names, a metric list."""
+    bad = non_finite(config)
+    if bad:
+        raise UserError(f"{bad[0]} is NaN or infinite; give a finite number")
+    for what, names in [("name", [config["name"]])] + [(key, list(config[key])) for key in ("datasets", "experiments", "scenarios", "methods")]:
+        unsafe = [n for n in names if not SAFE_NAME.fullmatch(str(n))]
+        if unsafe:
+            raise UserError(f"{what} {unsafe[0]!r} is not a safe folder name; use letters, digits, '_', '-' and '.' "
+                            "(not first), no spaces")
+    repeated = duplicates(config["seeds"])
+    if repeated:
+        raise UserError(f"seeds lists {repeated} more than once; each seed is one run, list it once")
+    for exp_name, exp in config["experiments"].items():
+        for key in ("methods", "scenarios"):
+            repeated = duplicates(exp[key])
+            if repeated:
+                raise UserError(f"experiment {exp_name!r} lists {key} {repeated} more than once; list each once")
+    if not config.get("metrics", True):
+        raise UserError("metrics is an empty list; name at least one metric, or remove the key for the default list")
+    repeated = duplicates(config.get("metrics", []))
+    if repeated:
+        raise UserError(f"metrics lists {repeated} more than once; list each once")
+
+
+def check_recipe(where: str, train: dict) -> Recipe:
+    """A training recipe with each value of its field's type (``epochs`` a positive number)."""
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(Recipe)}
+    defaults["epochs"] = 1.0
+    for key, value in train.items():
+        if key in defaults:
+            check_value(f"{where} train", key, value, defaults[key])
+    return Recipe.from_dict(train)
+
+
 def check_config(config: dict) -> None:
+    check_values(config)
     for key, ds in config["datasets"].items():
         get_spec(ds.get("name", key))
     for exp_name, exp in config["experiments"].items():
@@ -81,7 +144,10 @@ def check_config(config: dict) -> None:
         unknown = sorted(set(model.get("options", {})) - set(valid))
         if unknown:
             raise UserError(f"{where}: model {model['name']!r} has no option(s) {unknown}; valid: {', '.join(valid)}")
-        Recipe.from_dict(exp["train"])
+        params = inspect.signature(MODELS[model["name"]]).parameters
+        for key, value in model.get("options", {}).items():
+            check_value(f"{where} model", key, value, params[key].default, nullable="None" in str(params[key].annotation))
+        check_recipe(where, exp["train"])
         for scenario in exp["scenarios"]:
             if scenario not in config["scenarios"]:
                 raise UserError(f"{where} uses scenario {scenario!r}, not defined under 'scenarios': {', '.join(config['scenarios'])}")

@@ -9,8 +9,12 @@ so that methods working in pixel space (NatMU's hybrids, mnemonic codes, UNSIR's
 
 from __future__ import annotations
 
+import logging
+import os
 import pickle
+import sys
 import tarfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -190,10 +194,22 @@ def _load_torchvision(name: str, root: Path, download: bool) -> dict:
 
     def fetch(cls, files: str, splits=({"train": True}, {"train": False})):
         try:
-            return tuple(cls(root, download=download, **split) for split in splits)
+            return tuple(cls(root, download=False, **split) for split in splits)
+        except Exception as err:  # noqa: BLE001 - missing and corrupt files alike
+            if not download:
+                raise UserError(
+                    f"could not load {name} from {root} ({err}); put the torchvision files ({files}) there "
+                    f"(or set data_root), set datasets.<key>.download: true to fetch them, or point datasets.<key> "
+                    f"at a local ImageFolder copy with source: imagefolder"
+                ) from None
+        announce = f"downloading {name} into {root} (not found there; set datasets.<key>.download: false to forbid)"
+        logging.getLogger(__name__).warning(announce)
+        print(announce, file=sys.stderr, flush=True)
+        try:
+            return tuple(cls(root, download=True, **split) for split in splits)
         except Exception as err:  # noqa: BLE001 - download and integrity failures alike
             raise UserError(
-                f"could not load {name} from {root} ({err}); put the torchvision files ({files}) there "
+                f"could not download {name} into {root} ({err}); put the torchvision files ({files}) there "
                 f"(or set data_root), or point datasets.<key> at a local ImageFolder copy with source: imagefolder"
             ) from None
 
@@ -219,43 +235,103 @@ def _load_torchvision(name: str, root: Path, download: bool) -> dict:
 
 
 def _read_pickle(path: Path) -> dict:
+    """A CIFAR-100 batch file: a pickle, trusted after torchvision's MD5 check (README, "Data and trust")."""
     with open(path, "rb") as f:
         return pickle.load(f, encoding="latin1")
 
 
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
 def _load_imagefolder(spec: DatasetSpec, path: Path, root: Path) -> dict:
     """Read ``train/<class>/*`` and ``test/<class>/*`` from a folder or a .tar.gz of one (extracted under root)."""
-    from PIL import Image
-    from torchvision.datasets import ImageFolder
-
     if not path.exists():
         raise UserError(f"ImageFolder copy of {spec.name} not found at {path}; fix datasets.<key>.path")
     if path.is_file():
-        folder = root / f"{spec.name}-imagefolder"
-        if not (folder / ".complete").exists():
-            folder.mkdir(parents=True, exist_ok=True)
-            with tarfile.open(path) as tar:
-                tar.extractall(folder, filter="data")
-            (folder / ".complete").touch()
-        path = folder
+        path = _extract(path, root / f"{spec.name}-imagefolder")
     if not (path / "train").is_dir():  # allow one wrapping folder, as tarballs often have
         inner = [p for p in path.iterdir() if (p / "train").is_dir()]
         if not inner:
             raise UserError(f"{path} has no train/ and test/ folders; expected ImageFolder layout train/<class>/*.jpg")
         path = inner[0]
-    mode = "RGB" if spec.channels == 3 else "L"
     arrays = {}
     for split in ("train", "test"):
-        folder = ImageFolder(path / split)
-        if tuple(folder.classes) != spec.classes:
-            raise UserError(
-                f"{path / split} has classes {folder.classes[:5]}..., not those of {spec.name}; "
-                f"name the folders after the classes: {', '.join(spec.classes[:5])}, ..."
-            )
-        images = np.stack([np.asarray(Image.open(p).convert(mode)) for p, _ in folder.samples])
-        images = images[:, None] if images.ndim == 3 else images.transpose(0, 3, 1, 2)
-        arrays[split] = (images, folder.targets)
+        files, labels = _class_files(spec, path / split)
+        arrays[split] = (np.stack([_decode(spec, f) for f in files]), labels)
     return _as_tensors(*arrays["train"], *arrays["test"])
+
+
+def _extract(archive: Path, cache: Path) -> Path:
+    """Extract a .tar(.gz) once into ``cache/<sha256 of the archive, 16 hex>``, so that a changed archive is
+    extracted anew; members outside the folder (``../``, absolute paths, links out) are refused."""
+    import hashlib
+    import shutil
+    import tempfile
+
+    digest = hashlib.sha256()
+    with open(archive, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    folder = cache / digest.hexdigest()[:16]
+    if folder.is_dir():
+        return folder
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".extracting-"))
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(tmp, filter="data")
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not folder.is_dir():  # else another job extracted the same archive first
+                raise
+    except tarfile.FilterError as err:
+        raise UserError(f"archive {archive} holds a member that would land outside its folder ({err}); "
+                        "rebuild the archive with relative paths") from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as err:
+        raise UserError(f"archive {archive} cannot be read as a .tar.gz ({type(err).__name__}: {err}); "
+                        "it may be truncated: copy it again or point path at the extracted folder") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def _class_files(spec: DatasetSpec, split: Path) -> tuple[list[Path], list[int]]:
+    """Image files of ``split/<class>/`` in the data set's class order, with their labels; every class folder must
+    exist and hold images, and no other folder may be there."""
+    if not split.is_dir():
+        raise UserError(f"{split} not found; an ImageFolder copy needs train/<class>/ and test/<class>/ folders")
+    folders = {p.name for p in split.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    missing = [c for c in spec.classes if c not in folders]
+    if missing:
+        raise UserError(f"{split} has no folder for class(es) {missing[:5]} of {spec.name}; "
+                        f"name the folders after the classes: {', '.join(spec.classes[:5])}, ...")
+    extra = sorted(folders - set(spec.classes))
+    if extra:
+        raise UserError(f"{split} has folder(s) {extra[:5]} that are not classes of {spec.name}; remove them")
+    files, labels = [], []
+    for label, name in enumerate(spec.classes):
+        images = sorted(p for p in (split / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith("."))
+        if not images:
+            raise UserError(f"class folder {split / name} holds no images ({', '.join(IMAGE_SUFFIXES)}); add its images")
+        files += images
+        labels += [label] * len(images)
+    return files, labels
+
+
+def _decode(spec: DatasetSpec, file: Path) -> np.ndarray:
+    """One image as uint8 ``[C, H, W]``, checked against the data set's channels and size."""
+    from PIL import Image
+
+    try:
+        with Image.open(file) as image:
+            pixels = np.asarray(image.convert("RGB" if spec.channels == 3 else "L"))
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise UserError(f"{file} is not a readable image ({err}); replace or remove it") from None
+    if pixels.shape[:2] != (spec.size, spec.size):
+        raise UserError(f"{file} is {pixels.shape[1]}x{pixels.shape[0]} pixels, but {spec.name} images are "
+                        f"{spec.size}x{spec.size}; resize the copy or pick the matching data set")
+    return pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import UserError
+
 
 @contextmanager
 def atomic_path(path: str | Path):
@@ -18,12 +20,42 @@ def atomic_path(path: str | Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp's 0600 would hide results from a shared group
     try:
         yield Path(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def load_npz(path: str | Path, what: str, keys: tuple[str, ...] = ()) -> dict:
+    """All arrays of a ``.npz`` artifact; an unreadable file or a missing key is one error naming the file."""
+    import numpy as np
+
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:  # fh: closed even when np.load fails
+            arrays = {k: f[k] for k in f.files}
+    except Exception as err:  # noqa: BLE001 - truncated zip, wrong format, missing file: the same fix
+        raise UserError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); delete it and rerun to rebuild it") from None
+    missing = [k for k in keys if k not in arrays]
+    if missing:
+        raise UserError(f"{what} {path} lacks {missing}; delete it and rerun to rebuild it")
+    return arrays
+
+
+def load_json(path: str | Path, what: str) -> dict:
+    """A JSON artifact; an unreadable file is one error naming the file."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, ValueError) as err:
+        raise UserError(f"{what} {path} cannot be read ({type(err).__name__}: {err}); delete it and rerun to rebuild it") from None
 
 
 def atomic_torch_save(obj, path: str | Path) -> None:
@@ -53,4 +85,15 @@ def provenance() -> dict:
         torch_version = version("torch")
     except PackageNotFoundError:
         torch_version = "unknown"
-    return {"package_version": __version__, "git_commit": commit, "torch_version": torch_version}
+    return {"package_version": __version__, "git_commit": commit, "torch_version": torch_version, **execution()}
+
+
+def execution() -> dict:
+    """The CPU threads this process computes with and the device it used (results depend on both)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a metrics job never imports it
+    if torch is None:
+        return {"threads": int(os.environ.get("OMP_NUM_THREADS", 0)) or os.cpu_count(), "device": "cpu"}
+    cuda = torch.cuda.is_available() and torch.cuda.is_initialized()
+    return {"threads": torch.get_num_threads(), "device": torch.cuda.get_device_name() if cuda else "cpu"}

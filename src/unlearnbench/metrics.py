@@ -20,16 +20,14 @@ Every scikit-learn attack is deterministic: solvers without randomness, or seede
 from __future__ import annotations
 
 import copy
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
 import numpy as np
 from scipy.special import log_softmax, logsumexp, rel_entr, softmax
 
 from . import UserError
-from .io import atomic_write_json, provenance
+from .io import atomic_write_json, load_json, load_npz, provenance
 
 PARTS = ("forget", "retain", "test", "test_forget", "test_retain")
 NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles")
@@ -511,9 +509,9 @@ def ulira_tpr_at_1pct_fpr(ev: Evaluation):
 
 
 def load_evaluation(logits_path: str, split: dict[str, np.ndarray], run_path: str | None = None, seed: int = 0) -> Evaluation:
-    run = json.loads(Path(run_path).read_text()) if run_path else {}
-    with np.load(logits_path) as lg:
-        return Evaluation(lg["train_logits"], lg["test_logits"], lg["train_y"], lg["test_y"], split, run, run.get("seed", seed))
+    run = load_json(run_path, "run record") if run_path else {}
+    lg = load_npz(logits_path, "logits file", ("train_logits", "test_logits", "train_y", "test_y"))
+    return Evaluation(lg["train_logits"], lg["test_logits"], lg["train_y"], lg["test_y"], split, run, run.get("seed", seed))
 
 
 def evaluate_run(
@@ -523,15 +521,14 @@ def evaluate_run(
 ) -> None:
     """Workflow step: metrics of one run from its cached logits (and those of the models it is compared with),
     written with its configuration and provenance."""
-    with np.load(split_path) as sp:
-        split = {k: sp[k] for k in sp.files}
+    split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))  # no torch import
     ev = load_evaluation(logits_path, split, run_path)
     if oracle_logits_path:
         ev.oracle = load_evaluation(oracle_logits_path, split, oracle_run_path, ev.seed)
     if incompetent_path:
         ev.incompetent = load_evaluation(incompetent_path, split, seed=ev.seed)
     if relearn_path:
-        ev.relearn = json.loads(Path(relearn_path).read_text())
+        ev.relearn = load_json(relearn_path, "relearn record")
     ev.ulira_oracles = [load_evaluation(p, split, seed=ev.seed) for p in ulira_paths or []]
     values = compute(ev, names)
     atomic_write_json({**copy.deepcopy(context), "metrics": values, "run": ev.run, "provenance": provenance()}, out)

@@ -70,7 +70,7 @@ def relearn(
     target = threshold if absolute else threshold * reference
     original = Recipe.from_dict(train)
     recipe = replace(original, epochs=1, lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant", milestones=[],
-                     warmup_epochs=0.0, batch_size=batch_size or original.batch_size)
+                     warmup_epochs=0.0, batch_size=original.batch_size if batch_size is None else batch_size)
     x, y = data["train_x"][split["forget"]], data["train_y"][split["forget"]]
     set_seed(seed)
     loader = training_loader(x, y, get_spec(ckpt["model_config"]["dataset"]), recipe.batch_size, seed=seed, device=dev)

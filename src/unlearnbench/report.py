@@ -8,13 +8,10 @@ Each table is written as CSV (full precision), Markdown and LaTeX (``write_table
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pandas as pd
 
 from . import UserError
-from .io import atomic_path
+from .io import atomic_path, load_json
 from .metrics import METRICS
 
 KEYS = ["experiment", "scenario", "method"]
@@ -24,7 +21,7 @@ UNIT = {"fraction": " %", "seconds": " s", "ratio": "", "nats": " nats", "epochs
 
 
 def load_records(paths: list[str]) -> list[dict]:
-    return [json.loads(Path(p).read_text()) for p in paths]
+    return [load_json(p, "metrics file") for p in paths]
 
 
 def load_runs(paths: list[str]) -> pd.DataFrame:

@@ -12,10 +12,12 @@ from pathlib import Path
 from . import UserError
 
 
-def run_step(step: str, log_path: str | None = None, threads: int | None = None, **kwargs) -> None:
+def run_step(step: str, log_path: str | None = None, threads: int | None = None, granted: int | None = None, **kwargs) -> None:
     """Run ``unlearnbench.<module>.<function>`` (``step`` = "module.function") with ``kwargs``.
 
-    Heavy libraries are imported by the step's own module only, so a metrics job never loads torch.
+    Heavy libraries are imported by the step's own module only, so a metrics job never loads torch. ``threads``
+    (the config's) is used even where the scheduler ``granted`` fewer cores (``--cores``), since results depend
+    on the thread count; the log says so.
     """
     if threads:  # before torch is imported anywhere in this process
         for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -25,6 +27,8 @@ def run_step(step: str, log_path: str | None = None, threads: int | None = None,
         Path(log_path).parent.mkdir(parents=True, exist_ok=True)
         handlers = [logging.FileHandler(log_path, mode="w")]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", handlers=handlers, force=True)
+    if threads and granted and granted < threads:
+        logging.getLogger(__name__).warning("computing with the config's %d threads, although --cores grants %d", threads, granted)
     logging.captureWarnings(True)
     warnings.filterwarnings("default")
     module, function = step.rsplit(".", 1)

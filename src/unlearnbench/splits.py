@@ -137,6 +137,8 @@ def load_index_file(path: str | Path, *, name: str | None = None) -> np.ndarray:
 def listed_indices(path: str, n_train: int) -> torch.Tensor:
     """The forget set of an index file, checked to be unique indices inside a training set of ``n_train``."""
     indices = load_index_file(path)
+    if len(indices) == 0:
+        raise UserError(f"index file {path} is empty; a forget set needs at least one training-set index")
     outside = indices[(indices < 0) | (indices >= n_train)]
     if len(outside):
         raise UserError(
@@ -156,6 +158,9 @@ def drawn_indices(scenario: dict, train_y: torch.Tensor, chosen: torch.Tensor, s
     pool = torch.nonzero(torch.isin(train_y, chosen) if len(chosen) else torch.ones_like(train_y, dtype=torch.bool))
     pool = pool.flatten()
     count = scenario["count"] if "count" in scenario else round(scenario["fraction"] * len(train_y))
+    if count == 0:  # only a fraction can round to nothing (count >= 1 in the schema)
+        raise UserError(f"random scenario's fraction {scenario['fraction']} of {len(train_y)} training samples rounds to 0 "
+                        f"samples; use at least fraction {0.5 / len(train_y):.2g} or give count: 1 or more")
     if not 0 < count <= len(pool):
         raise UserError(f"random scenario asks for {count} forget samples but its pool holds {len(pool)}; lower count/fraction")
     gen = torch.Generator().manual_seed(seed)
@@ -218,5 +223,6 @@ def save_split(split: dict[str, torch.Tensor], path: str | Path) -> None:
 
 
 def load_split(path: str | Path) -> dict[str, np.ndarray]:
-    with np.load(path) as f:
-        return {k: f[k] for k in f.files}
+    from .io import load_npz
+
+    return load_npz(path, "split file", ("forget", "retain", "test_forget", "test_retain"))

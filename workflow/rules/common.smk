@@ -4,11 +4,13 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from unlearnbench import UserError
-from unlearnbench.config import apply_scale, check_config, check_report, check_schema, method_config
+from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys, method_config
 from unlearnbench.io import provenance
 from unlearnbench.methods import supports
 
 try:
+    for path in workflow.configfiles:  # Snakemake's YAML loader keeps the last of two equal keys silently
+        check_yaml_keys(path)
     config.update(apply_scale(config))  # --config scale=reduced: the config's reduced grid
     check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults

@@ -28,6 +28,7 @@ rule incompetent:
         model=lambda w: model_spec(w.exp),
         seed=lambda w: int(w.seed),
         device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -62,6 +63,7 @@ rule relearn:
         train=lambda w: EXPERIMENTS[w.exp]["train"],
         seed=lambda w: int(w.seed),
         device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
         **EVALUATION.get("relearn", {}),
     threads: config["threads"]
     resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
@@ -92,11 +94,12 @@ rule ulira_oracle:
         scenario=lambda w: config["scenarios"][w.scenario],
         seed=lambda w: ulira_seed(int(w.seed), int(w.k)),
         device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],
+        precision=config["precision"],
     wildcard_constraints:
         k=r"\d+",
     threads: config["threads"]
-        precision=config["precision"],
     resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,

@@ -10,9 +10,10 @@ rule train_original:
         train=lambda w: EXPERIMENTS[w.exp]["train"],
         seed=lambda w: int(w.seed),
         device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],
-        mnemonic=lambda w: EXPERIMENTS[w.exp].get("mnemonic"),
         precision=config["precision"],
+        mnemonic=lambda w: EXPERIMENTS[w.exp].get("mnemonic"),
     threads: config["threads"]
     resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,

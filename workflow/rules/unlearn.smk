@@ -17,9 +17,10 @@ rule unlearn:
         scenario=lambda w: config["scenarios"][w.scenario],
         seed=lambda w: int(w.seed),
         device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],
-    threads: config["threads"]
         precision=config["precision"],
+    threads: config["threads"]
     resources:  # full scale (CIFAR, one GPU); a retry (profiles/slurm: retries) asks twice as much
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,

@@ -10,4 +10,7 @@ def _plain(value):
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 kwargs = {k: _plain(v) for part in (snakemake.input, snakemake.output, snakemake.params) for k, v in part.items()}
-run_step(kwargs.pop("step"), log_path=snakemake.log[0], threads=snakemake.threads, **kwargs)
+# the config's thread count (a params entry, so that changing it reruns the job), not Snakemake's, which --cores
+# scales down: results depend on it
+threads = kwargs.pop("threads", None)
+run_step(kwargs.pop("step"), log_path=snakemake.log[0], threads=threads or snakemake.threads, granted=snakemake.threads, **kwargs)

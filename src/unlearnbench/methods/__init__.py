@@ -25,6 +25,7 @@ from .. import UserError
 from ..data import DatasetSpec, InMemoryLoader, training_loader
 from ..splits import KINDS
 from ..train import Recipe, precision_scope
+from ..values import check_value
 
 METHODS: dict[str, Callable[..., nn.Module]] = {}
 
@@ -76,8 +77,8 @@ class UnlearnTask:
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     seed: int = 0
     compile: bool = False
-    scenario: dict = field(default_factory=dict)
     precision: str = "auto"  # auto | bf16 | fp32: the default of every fit inside the method (train.py)
+    scenario: dict = field(default_factory=dict)
     mnemonic: dict | None = None  # the original's mnemonic codes and settings, when it was trained with them
     record: dict = field(default_factory=dict)  # what a method wants saved in run.json (e.g. per-epoch curves)
     test_forget: Subset | None = None  # test images of the forgotten classes (empty for random forgetting)
@@ -123,9 +124,9 @@ def check_hyperparameters(name: str, hparams: dict) -> None:
     unknown = sorted(set(hparams) - set(valid))
     if unknown:
         raise UserError(f"method {name!r} has no hyperparameter(s) {unknown}; valid: {', '.join(valid) or 'none'}")
-    for key, value in hparams.items():  # YAML 1.1 reads 1.0e4 (no exponent sign) as text
-        if isinstance(valid[key], (int, float)) and not isinstance(valid[key], bool) and isinstance(value, str):
-            raise UserError(f"method {name!r}: {key} must be a number, got the text {value!r}; write exponents with a sign (1.0e+4)")
+    params = inspect.signature(get_method(name)).parameters
+    for key, value in hparams.items():  # the default's type: bool, number, text, list (None: any); epochs etc. > 0
+        check_value(f"method {name!r}", key, value, valid[key], nullable="None" in str(params[key].annotation))
 
 
 def supports(name: str, scenario_kind: str) -> bool:

@@ -40,7 +40,8 @@ def _recipe(task: UnlearnTask, epochs: float, lr: float, batch_size: int | None,
             min_lr: float = 0.0, **kw) -> Recipe:
     """The original recipe's optimiser settings with a method's epochs, learning rate and schedule (no warm-up or
     milestones; the cosine floor is the method's own ``min_lr``, not the original's)."""
-    return replace(task.recipe, epochs=epochs, lr=lr, batch_size=batch_size or task.recipe.batch_size,
+    batch_size = task.recipe.batch_size if batch_size is None else batch_size
+    return replace(task.recipe, epochs=epochs, lr=lr, batch_size=batch_size,
                    schedule=schedule, milestones=[], warmup_epochs=0.0, min_lr=min_lr, **kw)
 
 
@@ -52,7 +53,7 @@ def finetune(
     """Fine-tune on the retain set only, relying on catastrophic forgetting of the forget set. ``augment`` applies
     the data set's crop and flip (SalUn's code does; SSD's, DEL's and Fisher masking's code do not)."""
     set_seed(task.seed)
-    loader = task.loader(task.retain, batch_size or task.recipe.batch_size, augment=augment)
+    loader = task.loader(task.retain, task.recipe.batch_size if batch_size is None else batch_size, augment=augment)
     fit(model, loader, _recipe(task, epochs, lr, batch_size), compile=task.compile, desc="finetune")
     return model
 
@@ -65,7 +66,7 @@ def gradient_ascent(
     """Gradient ascent on the forget set: minimise the negative cross-entropy of the forget samples (``augment``:
     as in ``finetune``)."""
     set_seed(task.seed)
-    loader = task.loader(task.forget, batch_size or task.recipe.batch_size, augment=augment)
+    loader = task.loader(task.forget, task.recipe.batch_size if batch_size is None else batch_size, augment=augment)
     fit(model, loader, _recipe(task, epochs, lr, batch_size, "constant"),
         loss_fn=lambda m, x, y: -F.cross_entropy(m(x), y), compile=task.compile, desc="gradient ascent")
     return model
@@ -79,7 +80,7 @@ def neggrad_plus(
     """NegGrad+: ``alpha * CE(retain batch) - (1 - alpha) * CE(forget batch)`` over the retain set, the forget set
     cycled alongside (Kurmanji et al. 2023, Eq. 5); ``augment`` applies to both sets."""
     set_seed(task.seed)
-    bs = batch_size or task.recipe.batch_size
+    bs = task.recipe.batch_size if batch_size is None else batch_size
     forget_batches = task.loader(task.forget, bs, augment=augment).forever()
 
     def loss(m: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -155,7 +155,7 @@ def fisher_masking(
         raise UserError(f"fisher_masking: fisher_batch_size must be at least 1, got {fisher_batch_size}")
     set_seed(task.seed)
     device, weights = task.device, maskable_weights(model)
-    bs = batch_size or task.recipe.batch_size
+    bs = task.recipe.batch_size if batch_size is None else batch_size
 
     def fisher_of(subset: Subset) -> dict[str, torch.Tensor]:
         batches = task.loader(subset, bs if fisher_batch_size == 1 else fisher_batch_size, shuffle=False, augment=False)

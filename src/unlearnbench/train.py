@@ -13,7 +13,6 @@ import contextvars
 import logging
 import math
 import time
-from dataclasses import asdict, dataclass, field, fields
 from typing import Callable, Iterable
 
 import torch
@@ -23,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import UserError
 from .data import InMemoryLoader
+from .recipe import Recipe, lr_factor  # noqa: F401  (public here too)
 
 log = logging.getLogger(__name__)
 
@@ -33,79 +33,11 @@ CHECK_EVERY = 50  # steps between fit's host synchronisations (non-finite loss c
 _PRECISION = contextvars.ContextVar("precision", default="auto")
 
 
-@dataclass
-class Recipe:
-    """A training recipe. Schedules are per step; ``milestones`` and ``warmup_epochs`` are in epochs.
-
-    ``augment: false`` trains the original model and the retrain oracle without the data set's random crop and
-    flip (Fisher masking's and DEL's default); methods pick their own augmentation. ``min_lr`` is the absolute
-    learning rate the cosine schedule decays to: DEL's pretraining uses ``CosineAnnealingLR(eta_min=0.01 * lr)``,
-    i.e. ``min_lr: 0.001`` at ``lr: 0.1``.
-    """
-
-    epochs: float
-    batch_size: int = 128
-    optimizer: str = "sgd"  # sgd | adamw
-    lr: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 5e-4
-    schedule: str = "multistep"  # multistep | cosine | constant
-    milestones: list[float] = field(default_factory=list)
-    gamma: float = 0.1
-    warmup_epochs: float = 0.0
-    label_smoothing: float = 0.0
-    augment: bool = True
-    min_lr: float = 0.0
-
-    @classmethod
-    def from_dict(cls, cfg: dict) -> "Recipe":
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise UserError(f"unknown training option(s) {sorted(unknown)}; valid: {', '.join(sorted(known))}")
-        recipe = cls(**cfg)
-        recipe.check()
-        return recipe
-
-    def check(self) -> None:
-        if self.optimizer not in ("sgd", "adamw"):
-            raise UserError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adamw")
-        if self.schedule not in ("multistep", "cosine", "constant"):
-            raise UserError(f"unknown schedule {self.schedule!r}; valid: multistep, cosine, constant")
-        if not (self.lr > 0 and self.epochs > 0 and self.batch_size > 0):
-            raise UserError(f"lr, epochs and batch_size must be positive (got {self.lr}, {self.epochs}, {self.batch_size})")
-        if self.min_lr and self.schedule != "cosine":
-            raise UserError(f"min_lr applies to the cosine schedule only (got schedule {self.schedule!r}); set schedule: cosine or drop min_lr")
-        if not 0 <= self.min_lr < self.lr:
-            raise UserError(f"min_lr must lie in [0, lr) (got min_lr {self.min_lr}, lr {self.lr})")
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-
 def make_optimizer(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     params = [p for p in params if p.requires_grad]
     if recipe.optimizer == "sgd":
         return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
     return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
-
-
-def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
-    """Learning-rate multiplier at ``step``: linear warm-up, then multi-step decay, cosine decay (to
-    ``min_lr / lr``, the form of ``CosineAnnealingLR``'s ``eta_min``) or constant."""
-    total = max(1, math.ceil(recipe.epochs * steps_per_epoch))
-    warmup = round(recipe.warmup_epochs * steps_per_epoch)
-    if step < warmup:
-        return (step + 1) / warmup
-    if recipe.schedule == "multistep":
-        epoch = step / steps_per_epoch
-        return recipe.gamma ** sum(epoch >= m for m in recipe.milestones)
-    if recipe.schedule == "cosine":
-        progress = (step - warmup) / max(1, total - warmup)
-        floor = recipe.min_lr / recipe.lr
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
 
 
 def cross_entropy(label_smoothing: float = 0.0) -> LossFn:

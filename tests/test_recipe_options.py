@@ -67,8 +67,8 @@ def test_retrain_oracle_honours_augment_false(monkeypatch, digits, digits_spec):
 def test_cosine_schedule_ends_at_min_lr(monkeypatch, digits, digits_spec):
     optimizers, make = [], train.make_optimizer
 
-    def recording_make(params, recipe):
-        optimizers.append(make(params, recipe))
+    def recording_make(params, recipe, *rest):
+        optimizers.append(make(params, recipe, *rest))
         return optimizers[-1]
 
     monkeypatch.setattr(train, "make_optimizer", recording_make)
@@ -89,7 +89,7 @@ def test_cosine_floor_by_hand():
 
 @pytest.mark.parametrize("schedule", ["multistep", "constant"])
 def test_min_lr_with_another_schedule_is_a_user_error(schedule):
-    with pytest.raises(UserError, match="cosine schedule only.*set schedule: cosine or drop min_lr"):
+    with pytest.raises(UserError, match="cosine and triangular schedules only.*set schedule: cosine or drop min_lr"):
         Recipe.from_dict({"epochs": 1, "schedule": schedule, "min_lr": 0.001})
 
 

@@ -16,10 +16,12 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import resnet as tv_resnet
+from torchvision.models import vision_transformer as tv_vit
 
 from . import UserError
-from .data import DatasetSpec, get_spec
-from .resnet import cifar_resnet18  # torchvision's ResNet-18, without importing torchvision
+from .data import DatasetSpec, get_spec, to_float
+from .fastnet import FastNet
 
 MODELS: dict[str, Callable[..., "ImageClassifier"]] = {}
 
@@ -45,6 +47,15 @@ class ImageClassifier(nn.Module):
     def head(self) -> nn.Linear:
         return self.backbone.get_submodule(self.head_name)
 
+    def init_from_data(self, x: torch.Tensor) -> dict | None:
+        """Run the backbone's data-dependent initialisation (``fastnet``'s whitening) on training images ``x``
+        (uint8 or float in [0, 1]); returns what was done for the checkpoint's meta, None for other backbones."""
+        if not hasattr(self.backbone, "init_from_data"):
+            return None
+        x = x[: getattr(self.backbone, "init_images", len(x))]
+        self.backbone.init_from_data((to_float(x.cpu()) - self.mean.cpu()) / self.std.cpu())
+        return {"init_from_data": type(self.backbone).__name__, "images": len(x)}
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = (x - self.mean) / self.std
         if self.repeat_channels > 1:
@@ -67,7 +78,32 @@ def create_model(name: str, dataset: str, **kwargs) -> ImageClassifier:
 @register_model
 def resnet18(spec: DatasetSpec, width: int = 64) -> ImageClassifier:
     """ResNet-18, CIFAR variant: 3x3 stride-1 stem, no max-pool; ``width`` channels in the first stage (64 = full)."""
-    return ImageClassifier(cifar_resnet18(spec.channels, width, spec.num_classes), "fc", spec)
+    net = tv_resnet.ResNet(tv_resnet.BasicBlock, [2, 2, 2, 2], num_classes=spec.num_classes)
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(spec.channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.maxpool = nn.Identity()
+    net.layer1 = net._make_layer(tv_resnet.BasicBlock, width, 2)
+    net.layer2 = net._make_layer(tv_resnet.BasicBlock, 2 * width, 2, stride=2)
+    net.layer3 = net._make_layer(tv_resnet.BasicBlock, 4 * width, 2, stride=2)
+    net.layer4 = net._make_layer(tv_resnet.BasicBlock, 8 * width, 2, stride=2)
+    net.fc = nn.Linear(8 * width, spec.num_classes)
+    for m in net.modules():  # torchvision's own initialisation, re-applied to the rebuilt layers
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return ImageClassifier(net, "fc", spec)
+
+
+@register_model
+def airbench(spec: DatasetSpec, widths: tuple[int, ...] = (64, 256, 256)) -> ImageClassifier:
+    """The airbench94-style fast net (``fastnet``): frozen patch whitening, conv groups of ``widths`` channels
+    (64/256/256 as airbench94; e.g. 32/64/64 for a small one). Call ``init_from_data`` before training."""
+    if not widths or any(int(w) != w or w < 1 for w in widths):
+        raise UserError(f"airbench: widths must be positive integers (got {widths})")
+    return ImageClassifier(FastNet(spec.channels, spec.size, spec.num_classes, tuple(widths)), "head", spec)
 
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}
@@ -93,8 +129,6 @@ def vit_small(
     spec: DatasetSpec, patch_size: int = 4, depth: int = 6, dim: int = 256, heads: int = 8, mlp_dim: int = 512, dropout: float = 0.0
 ) -> ImageClassifier:
     """A small ViT trained from scratch at the data set's resolution (patch 4 on 32x32 gives 64 tokens)."""
-    from torchvision.models import vision_transformer as tv_vit  # imported by the builders that use it only
-
     if spec.size % patch_size:
         raise UserError(f"vit_small: patch_size {patch_size} does not divide the image size {spec.size}")
     net = tv_vit.VisionTransformer(
@@ -110,8 +144,6 @@ def vit_b_16(spec: DatasetSpec, weights: str = "imagenet") -> ImageClassifier:
     """torchvision's ViT-B/16 at 224x224 with a new head; ``weights``: ``imagenet`` (torchvision's
     ``IMAGENET1K_V1``: its cache, else a download), ``none`` or a local .pth path. ``model.pretrained`` records
     what was loaded (``pretrained_record``)."""
-    from torchvision.models import vision_transformer as tv_vit
-
     net = tv_vit.vit_b_16()
     record = None
     if weights != "none":
@@ -138,8 +170,6 @@ def pretrained_record(path: str | Path) -> dict:
 
 def _vit_b_16_state(weights: str) -> tuple[dict, dict]:
     """The ImageNet state dict of ViT-B/16 and its ``pretrained_record``; every failure is one line."""
-    from torchvision.models import vision_transformer as tv_vit
-
     enum = tv_vit.ViT_B_16_Weights.IMAGENET1K_V1
     file_name = enum.url.rsplit("/", 1)[-1]
     if weights != "imagenet":

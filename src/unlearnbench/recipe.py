@@ -10,6 +10,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 from . import UserError
 
+SCHEDULES = ("multistep", "cosine", "triangular", "constant")
+
 
 @dataclass
 class Recipe:
@@ -19,6 +21,13 @@ class Recipe:
     flip (Fisher masking's and DEL's default); methods pick their own augmentation. ``min_lr`` is the absolute
     learning rate the cosine schedule decays to: DEL's pretraining uses ``CosineAnnealingLR(eta_min=0.01 * lr)``,
     i.e. ``min_lr: 0.001`` at ``lr: 0.1``.
+
+    The fast net's recipe (airbench94, arXiv 2404.00498) adds: ``schedule: triangular`` (the warm-up, then a linear
+    decay to ``min_lr`` at the last step); ``lookahead: k`` (every ``k`` steps the weights and BatchNorm statistics
+    move to a slow copy ``slow += (1 - d) * (fast - slow)``, then ``fast = slow``, with
+    ``d = lookahead_decay * (step / total_steps)**3``; training ends on the slow copy); ``norm_bias_lr_scale``
+    (BatchNorm biases train at ``lr * norm_bias_lr_scale`` with ``weight_decay / norm_bias_lr_scale``, so that
+    their per-step decay ``lr * weight_decay`` is that of the other weights; airbench: 64).
     """
 
     epochs: float
@@ -28,13 +37,16 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 5e-4
-    schedule: str = "multistep"  # multistep | cosine | constant
+    schedule: str = "multistep"  # multistep | cosine | triangular | constant
     milestones: list[float] = field(default_factory=list)
     gamma: float = 0.1
     warmup_epochs: float = 0.0
     label_smoothing: float = 0.0
     augment: bool = True
     min_lr: float = 0.0
+    lookahead: int = 0  # steps between lookahead updates; 0: off
+    lookahead_decay: float = 0.95**5  # the slow weights' largest decay, reached at the last step (airbench)
+    norm_bias_lr_scale: float = 1.0  # learning-rate multiplier of BatchNorm biases (airbench: 64)
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "Recipe":
@@ -49,14 +61,21 @@ class Recipe:
     def check(self) -> None:
         if self.optimizer not in ("sgd", "adamw"):
             raise UserError(f"unknown optimizer {self.optimizer!r}; valid: sgd, adamw")
-        if self.schedule not in ("multistep", "cosine", "constant"):
-            raise UserError(f"unknown schedule {self.schedule!r}; valid: multistep, cosine, constant")
+        if self.schedule not in SCHEDULES:
+            raise UserError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
         if not (self.lr > 0 and self.epochs > 0 and self.batch_size > 0):
             raise UserError(f"lr, epochs and batch_size must be positive (got {self.lr}, {self.epochs}, {self.batch_size})")
-        if self.min_lr and self.schedule != "cosine":
-            raise UserError(f"min_lr applies to the cosine schedule only (got schedule {self.schedule!r}); set schedule: cosine or drop min_lr")
+        if self.min_lr and self.schedule not in ("cosine", "triangular"):
+            raise UserError(f"min_lr applies to the cosine and triangular schedules only (got schedule {self.schedule!r}); "
+                            "set schedule: cosine or drop min_lr")
         if not 0 <= self.min_lr < self.lr:
             raise UserError(f"min_lr must lie in [0, lr) (got min_lr {self.min_lr}, lr {self.lr})")
+        if self.lookahead < 0 or int(self.lookahead) != self.lookahead:
+            raise UserError(f"lookahead must be a whole number of steps, 0 for off (got {self.lookahead})")
+        if not 0 <= self.lookahead_decay <= 1:
+            raise UserError(f"lookahead_decay must lie in [0, 1] (got {self.lookahead_decay})")
+        if not self.norm_bias_lr_scale > 0:
+            raise UserError(f"norm_bias_lr_scale must be positive (got {self.norm_bias_lr_scale})")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -64,7 +83,8 @@ class Recipe:
 
 def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
     """Learning-rate multiplier at ``step``: linear warm-up, then multi-step decay, cosine decay (to
-    ``min_lr / lr``, the form of ``CosineAnnealingLR``'s ``eta_min``) or constant."""
+    ``min_lr / lr``, the form of ``CosineAnnealingLR``'s ``eta_min``), linear decay to ``min_lr / lr`` at the
+    last step (triangular) or constant."""
     total = max(1, math.ceil(recipe.epochs * steps_per_epoch))
     warmup = round(recipe.warmup_epochs * steps_per_epoch)
     if step < warmup:
@@ -76,4 +96,8 @@ def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:
         progress = (step - warmup) / max(1, total - warmup)
         floor = recipe.min_lr / recipe.lr
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    if recipe.schedule == "triangular":
+        progress = (step + 1 - warmup) / max(1, total - warmup)
+        floor = recipe.min_lr / recipe.lr
+        return 1 - (1 - floor) * min(1.0, progress)
     return 1.0

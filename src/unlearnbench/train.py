@@ -33,11 +33,38 @@ CHECK_EVERY = 50  # steps between fit's host synchronisations (non-finite loss c
 _PRECISION = contextvars.ContextVar("precision", default="auto")
 
 
-def make_optimizer(params: Iterable[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+def make_optimizer(params: Iterable[nn.Parameter], recipe: Recipe, norm_biases: Iterable[nn.Parameter] = ()) -> torch.optim.Optimizer:
+    """The recipe's optimiser; ``norm_biases`` (BatchNorm biases) form a second group at ``lr * norm_bias_lr_scale``
+    and ``weight_decay / norm_bias_lr_scale`` (the same decay per step)."""
+    special = {id(p) for p in norm_biases}
     params = [p for p in params if p.requires_grad]
+    groups = [{"params": [p for p in params if id(p) not in special]}]
+    if special:
+        scale = recipe.norm_bias_lr_scale
+        groups.append({"params": [p for p in params if id(p) in special], "lr": recipe.lr * scale,
+                       "weight_decay": recipe.weight_decay / scale})
+    groups = [g for g in groups if g["params"]]
     if recipe.optimizer == "sgd":
-        return torch.optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
-    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, nesterov=recipe.nesterov, weight_decay=recipe.weight_decay)
+    return torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def norm_biases(model: nn.Module) -> list[nn.Parameter]:
+    return [m.bias for m in model.modules() if isinstance(m, nn.modules.batchnorm._NormBase) and m.bias is not None]
+
+
+class Lookahead:
+    """airbench's lookahead (``Recipe``): a slow copy of the floating-point tensors of ``state`` (a model's
+    ``state_dict()``: weights and BatchNorm statistics), which ``update`` moves towards ``state`` and copies back."""
+
+    def __init__(self, state: dict[str, torch.Tensor]):
+        self.slow = {k: v.detach().clone() for k, v in state.items() if v.is_floating_point()}
+
+    @torch.no_grad()
+    def update(self, state: dict[str, torch.Tensor], decay: float) -> None:
+        for name, slow in self.slow.items():
+            slow.lerp_(state[name], 1 - decay)
+            state[name].copy_(slow)
 
 
 def cross_entropy(label_smoothing: float = 0.0) -> LossFn:
@@ -113,7 +140,9 @@ def fit(
     device = loader.device
     prepare_for_device(model, device)
     loss_fn = loss_fn or cross_entropy(recipe.label_smoothing)
-    optimizer = make_optimizer(params if params is not None else model.parameters(), recipe)
+    special = norm_biases(model) if recipe.norm_bias_lr_scale != 1 else ()
+    optimizer = make_optimizer(params if params is not None else model.parameters(), recipe, special)
+    lookahead = Lookahead(model.state_dict()) if recipe.lookahead else None
     steps_per_epoch = len(loader)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, recipe))
     forward_model = torch.compile(model) if compile else model
@@ -140,6 +169,8 @@ def fit(
             scheduler.step()
             if after_step is not None:
                 after_step()
+            if lookahead is not None and (step + 1) % recipe.lookahead == 0:
+                lookahead.update(model.state_dict(), recipe.lookahead_decay * ((step + 1) / total_steps) ** 3)
             detached = loss.detach().float()
             new_bad = (first_bad[0] < 0) & ~torch.isfinite(detached)
             first_bad = torch.where(new_bad, torch.stack([counter, detached]), first_bad)
@@ -151,6 +182,8 @@ def fit(
                 _check_finite(first_bad, desc)
                 bar.set_postfix(loss=f"{loss_sum.item() / seen:.3f}", img_s=f"{seen / (time.perf_counter() - start):.0f}")
         _check_finite(first_bad, desc)
+        if lookahead is not None and epoch == math.ceil(recipe.epochs):
+            lookahead.update(model.state_dict(), 1.0)  # training ends on the slow weights
         if device.type == "cuda":
             torch.cuda.synchronize()
         seconds = time.perf_counter() - start
@@ -171,25 +204,14 @@ def _check_finite(first_bad: torch.Tensor, desc: str) -> None:
         raise FloatingPointError(f"{desc}: loss became {value} at step {int(step)}; lower the learning rate")
 
 
-CUDA_INFERENCE_BATCH = 1024  # not yet measured on a GPU
-CPU_INFERENCE_PIXELS = 64 * 32 * 32  # images x pixels per batch; fastest measured on a 2-core CPU (README, Overhead)
-
-
-def inference_batch_size(x: torch.Tensor, device: torch.device) -> int:
-    """The default batch of inference passes: 1024 on a GPU; on the CPU, as many images as fill 64 images of 32x32
-    (64 at 32x32, 1024 at 8x8), between 64 and 1024. It sets the speed, not the logits (eval mode; bit for bit
-    at batches of 32 and more on the CPUs measured, else to float32 rounding: tests/test_overhead.py)."""
-    if device.type != "cpu":
-        return CUDA_INFERENCE_BATCH
-    return max(64, min(1024, CPU_INFERENCE_PIXELS // (x.shape[-2] * x.shape[-1])))
-
-
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None, device: torch.device | str | None = None
+    model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, device: torch.device | str | None = None,
+    tta: bool = False,
 ) -> torch.Tensor:
-    """Logits of ``model`` (eval mode, no augmentation) for uint8 or float images, as float32 on the CPU.
-    ``batch_size``: ``inference_batch_size(x, device)`` unless given.
+    """Logits of ``model`` (eval mode) for uint8 or float images, as float32 on the CPU.
+    ``tta`` (off by default; the workflow's cached logits and every metric never use it) averages airbench's
+    flip + translate test-time augmentation (``tta_logits``), for data sets whose training flips.
 
     Always computed in fp32, whatever the training precision and any enclosing autocast, with cuDNN's TF32
     convolutions off: the loss- and likelihood-ratio attacks read log-probabilities of confident samples, which
@@ -197,15 +219,28 @@ def predict_logits(
     """
     device = torch.device(device) if device is not None else device_of(model)
     prepare_for_device(model, device).eval()
-    batch_size = inference_batch_size(x, device) if batch_size is None else batch_size
     loader = InMemoryLoader(x, None, batch_size=batch_size, device=device)
     out = []
     cudnn = torch.backends.cudnn
     flags = dict(enabled=cudnn.enabled, benchmark=cudnn.benchmark, deterministic=cudnn.deterministic, allow_tf32=False)
     with torch.autocast(device.type, enabled=False), cudnn.flags(**flags):
         for xb, _ in loader:
-            out.append(model(xb).float())
+            out.append(tta_logits(model, xb) if tta else model(xb).float())
     return torch.cat(out).cpu()
+
+
+def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """airbench's test-time augmentation: half the mean logits of ``x`` and its mirror image, plus half the mean
+    over the mirror pairs of ``x`` shifted one pixel up-left and one pixel down-right (reflected borders)."""
+    def mirrored(images):
+        return (model(images).float() + model(images.flip(-1)).float()) / 2
+
+    padded = F.pad(x, (1, 1, 1, 1), mode="reflect")
+    h, w = x.shape[-2:]
+    shifted = (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])) / 2
+    return (mirrored(x) + shifted) / 2
+
+
 
 
 def set_seed(seed: int) -> None:

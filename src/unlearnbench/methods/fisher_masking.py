@@ -38,8 +38,9 @@ def maskable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def following_batchnorm(model: nn.Module) -> dict[str, nn.BatchNorm2d]:
-    """The BatchNorm registered right after each layer with as many channels (it normalises that layer in a ResNet)."""
-    modules = [(n, m) for n, m in model.named_modules() if not any(m.children())]
+    """The BatchNorm registered right after each layer with as many channels (it normalises that layer in a ResNet),
+    looking past a max-pool in between (the fast net's ``conv -> pool -> BatchNorm``; pooling commutes with zeroing)."""
+    modules = [(n, m) for n, m in model.named_modules() if not any(m.children()) and not isinstance(m, nn.MaxPool2d)]
     return {name: after for (name, module), (_, after) in zip(modules, modules[1:])
             if isinstance(after, nn.BatchNorm2d) and getattr(module, "out_channels", None) == after.num_features}
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import yaml
 
-from unlearnbench.config import apply_scale, method_config
+from unlearnbench.config import apply_scale, method_config, pairings, scenarios_of
 from unlearnbench.methods import hyperparameters, supports
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,23 +51,20 @@ def estimate(config: dict) -> dict[str, list[float]]:
         n = _train_size(config, exp["dataset"])
         rate = IMAGES_PER_S.get(exp["model"]["name"], IMAGES_PER_S["resnet18"])
         hours = lambda epochs: (epochs * n / rate + JOB_OVERHEAD_S) / 3600  # noqa: E731
-        methods = list(exp["methods"]) + ([] if "retrain" in exp["methods"] else ["retrain"])
         for _ in config["seeds"]:
             out["train_original"][0] += 1
             out["train_original"][1] += hours(exp["train"]["epochs"])
-            for scenario in exp["scenarios"]:
-                kind = config["scenarios"][scenario]["kind"]
-                for name in methods:
-                    method = method_config(config, name)
-                    if not supports(method["method"], kind):
-                        continue
-                    epochs = exp["train"]["epochs"] if method["method"] == "retrain" else method.get(
-                        "epochs", hyperparameters(method["method"]).get("epochs", 1))
-                    out["unlearn"][0] += 1
-                    out["unlearn"][1] += hours(epochs)
-                if ulira:
-                    out["ulira_oracle"][0] += oracles
-                    out["ulira_oracle"][1] += oracles * hours(exp["train"]["epochs"])
+            for scenario, name in pairings(exp):
+                method = method_config(config, name)
+                if not supports(method["method"], config["scenarios"][scenario]["kind"]):
+                    continue
+                epochs = exp["train"]["epochs"] if method["method"] == "retrain" else method.get(
+                    "epochs", hyperparameters(method["method"]).get("epochs", 1))
+                out["unlearn"][0] += 1
+                out["unlearn"][1] += hours(epochs)
+            if ulira:
+                out["ulira_oracle"][0] += oracles * len(scenarios_of(exp))
+                out["ulira_oracle"][1] += oracles * len(scenarios_of(exp)) * hours(exp["train"]["epochs"])
     return dict(out)
 
 

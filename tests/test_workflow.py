@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from conftest import REPO
-from unlearnbench.config import method_config
+from unlearnbench.config import apply_scale, method_config, pairings
 from unlearnbench.methods import supports
 
 QUICK = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
@@ -78,8 +78,7 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy, tmp_path):
     expected = {  # every experiment x scenario x method, less the scenario kinds a method does not apply to
         (exp_name, scenario, method)
         for exp_name, exp in config["experiments"].items()
-        for scenario in exp["scenarios"]
-        for method in exp["methods"]
+        for scenario, method in pairings(exp)
         if supports(method_config(config, method)["method"], config["scenarios"][scenario]["kind"])
     }
     assert set(zip(table["experiment"], table["scenario"], table["method"])) == expected
@@ -131,8 +130,10 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy, tmp_path):
         (lambda c: c["scenarios"]["class_3"].update(classes=["three"]), "unknown class 'three'; valid: 0, 1, 2"),
         (lambda c: c["methods"]["finetune"].update(learning_rate=0.1), r"method 'finetune' has no hyperparameter\(s\) \['learning_rate'\]"),
         (lambda c: c.update(seed=[0]), "'seed' was unexpected"),
+        (lambda c: c["experiments"]["digits_resnet"].update(runs=[{"scenarios": ["class_3"], "methods": ["finetune"]}]),
+         "experiment 'digits_resnet' has both 'runs' and 'scenarios'"),
     ],
-    ids=["dataset", "model", "method-undefined", "method-unregistered", "class", "hyperparameter", "typo"],
+    ids=["dataset", "model", "method-undefined", "method-unregistered", "class", "hyperparameter", "typo", "run-form"],
 )
 def test_bad_config_is_one_clear_error_before_any_job(config_copy, edit, message):
     path, config = config_copy(edit)
@@ -165,6 +166,11 @@ def test_every_paper_config_plans_its_runs_tables_and_figures_at_both_scales(pat
     run = snakemake(path, "-n", "--forceall", "--config", f"scale={scale}", timeout=300)  # the whole DAG, whatever is cached
     assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
     jobs, report = planned_jobs(run.stdout), yaml.safe_load(path.read_text())["report"]
+    config = apply_scale({**yaml.safe_load(path.read_text()), "scale": scale})
+    config["methods"].setdefault("retrain", None)
+    runs = [(s, m) for e in config["experiments"].values() for s, m in pairings(e)
+            if supports(method_config(config, m)["method"], config["scenarios"][s]["kind"])]
+    assert jobs["unlearn"] == jobs["metrics"] == len(runs) * len(config["seeds"])  # exactly the runs' pairings
     assert jobs.get("train_original", 0) >= 1 and jobs["table"] == 1
     assert jobs["figure"] == 1 + len(report.get("figures", {}))  # the summary and the paper's own figures
     assert jobs.get("reported", 0) == ("reported" in report) and jobs.get("leaderboard", 0) == ("leaderboard" in report)

@@ -27,7 +27,8 @@ def apply_scale(config: dict) -> dict:
     """Resolve ``scale`` (default ``full``): a config's ``scales.<scale>`` block is deep-merged over it and the
     results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. An
     experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy), with
-    the report's match rules for it."""
+    the report's match rules for it. An experiment's ``runs`` in the scale's block replaces its ``scenarios`` +
+    ``methods``, and either of these replaces its ``runs``."""
     scale = config.get("scale", "full")
     if scale == "full":
         return config
@@ -35,6 +36,12 @@ def apply_scale(config: dict) -> dict:
     if scale not in scales:
         raise UserError(f"scale {scale!r} is not defined under 'scales'; defined: full, {', '.join(scales) or 'none'}")
     merged = deep_merge(config, scales[scale])
+    for name, override in scales[scale].get("experiments", {}).items():  # a scale's run form replaces the other
+        base = merged["experiments"].get(name)
+        if isinstance(override, dict) and isinstance(base, dict):
+            short = {"scenarios", "methods"} & set(override)
+            drop = {"scenarios", "methods"} if "runs" in override else {"runs"} if short else set()
+            merged["experiments"][name] = {k: v for k, v in base.items() if k not in drop}
     experiments = {k: v for k, v in merged.get("experiments", {}).items() if v is not None}  # `exp: null` drops one
     if "match" in merged.get("report", {}):  # and the rules that compare it with reported values
         merged["report"] = {**merged["report"], "match": [r for r in merged["report"]["match"] if r["experiment"] in experiments]}
@@ -60,6 +67,27 @@ def check_schema(config: dict, schema_path: str | Path) -> None:
     if error is not None:
         where = "/".join(map(str, error.absolute_path)) or "top level"
         raise UserError(f"{error.message} (at {where}); see {Path(schema_path).name} for the valid keys")
+
+
+def run_groups(exp: dict) -> list[dict]:
+    """An experiment's run groups ``[{scenarios, methods}, ...]``: each group runs its methods on its scenarios.
+    The short form ``scenarios`` + ``methods`` is one group."""
+    return exp["runs"] if "runs" in exp else [{"scenarios": exp["scenarios"], "methods": exp["methods"]}]
+
+
+def scenarios_of(exp: dict) -> list[str]:
+    """Every scenario an experiment runs, in the order of first appearance."""
+    return list(dict.fromkeys(s for group in run_groups(exp) for s in group["scenarios"]))
+
+
+def pairings(exp: dict) -> list[tuple[str, str]]:
+    """Every (scenario, method entry) an experiment runs, scenario by scenario in the order of first appearance,
+    each scenario's methods in the order its groups list them, and the oracle ``retrain`` on every scenario."""
+    pairs = []
+    for scenario in scenarios_of(exp):
+        methods = [m for group in run_groups(exp) if scenario in group["scenarios"] for m in group["methods"]]
+        pairs += [(scenario, m) for m in dict.fromkeys(methods + ["retrain"])]
+    return pairs
 
 
 def method_config(config: dict, name: str) -> dict:
@@ -106,15 +134,36 @@ def check_values(config: dict) -> None:
     if repeated:
         raise UserError(f"seeds lists {repeated} more than once; each seed is one run, list it once")
     for exp_name, exp in config["experiments"].items():
-        for key in ("methods", "scenarios"):
-            repeated = duplicates(exp[key])
-            if repeated:
-                raise UserError(f"experiment {exp_name!r} lists {key} {repeated} more than once; list each once")
+        check_run_groups(exp_name, exp)
     if not config.get("metrics", True):
         raise UserError("metrics is an empty list; name at least one metric, or remove the key for the default list")
     repeated = duplicates(config.get("metrics", []))
     if repeated:
         raise UserError(f"metrics lists {repeated} more than once; list each once")
+
+
+def check_run_groups(exp_name: str, exp: dict) -> None:
+    """Either ``runs`` or the short form ``scenarios`` + ``methods``; no name twice in a group, no pairing twice."""
+    where = f"experiment {exp_name!r}"
+    short = [key for key in ("scenarios", "methods") if key in exp]
+    if "runs" in exp and short:
+        raise UserError(f"{where} has both 'runs' and '{short[0]}'; give either runs: [{{scenarios, methods}}, ...] "
+                        "or scenarios + methods (one group)")
+    if "runs" not in exp and len(short) < 2:
+        missing = [key for key in ("scenarios", "methods") if key not in exp]
+        raise UserError(f"{where} has no '{missing[0]}'; give scenarios + methods, or runs: [{{scenarios, methods}}, ...]")
+    seen = set()
+    for number, group in enumerate(run_groups(exp), 1):
+        at = f"{where}, runs group {number}," if "runs" in exp else where
+        for key in ("methods", "scenarios"):
+            repeated = duplicates(group[key])
+            if repeated:
+                raise UserError(f"{at} lists {key} {repeated} more than once; list each once")
+        twice = [(s, m) for s in group["scenarios"] for m in group["methods"] if (s, m) in seen]
+        if twice:
+            raise UserError(f"{at} runs method {twice[0][1]!r} on scenario {twice[0][0]!r}, which an earlier group "
+                            "already runs; list each pairing once")
+        seen |= {(s, m) for s in group["scenarios"] for m in group["methods"]}
 
 
 def check_recipe(where: str, train: dict) -> Recipe:
@@ -148,11 +197,11 @@ def check_config(config: dict) -> None:
         for key, value in model.get("options", {}).items():
             check_value(f"{where} model", key, value, params[key].default, nullable="None" in str(params[key].annotation))
         check_recipe(where, exp["train"])
-        for scenario in exp["scenarios"]:
+        for scenario in scenarios_of(exp):
             if scenario not in config["scenarios"]:
                 raise UserError(f"{where} uses scenario {scenario!r}, not defined under 'scenarios': {', '.join(config['scenarios'])}")
             check_scenario(config["scenarios"][scenario], dataset, config["datasets"][exp["dataset"]])
-        for name in exp["methods"]:
+        for name in dict.fromkeys(m for group in run_groups(exp) for m in group["methods"]):
             entry = method_config(config, name)
             get_method(entry["method"])
             check_hyperparameters(entry["method"], {k: v for k, v in entry.items() if k != "method"})
@@ -183,7 +232,7 @@ def check_report(config: dict, root: str | Path = ".") -> None:
     for rule in report.get("match", []):
         if rule["experiment"] not in config["experiments"]:
             raise UserError(f"report.match names experiment {rule['experiment']!r}, not defined under 'experiments'")
-        if rule.get("scenario") and rule["scenario"] not in config["experiments"][rule["experiment"]]["scenarios"]:
+        if rule.get("scenario") and rule["scenario"] not in scenarios_of(config["experiments"][rule["experiment"]]):
             raise UserError(f"report.match names scenario {rule['scenario']!r}, not a scenario of experiment {rule['experiment']!r}")
     score = report.get("leaderboard", {}).get("score")
     if score is not None and score not in config["metrics"]:

@@ -87,7 +87,8 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
         axes["x"] = "x"
     sns.set_theme(style="whitegrid", context="paper")
     if long.empty:
-        save(empty_figure("no run of this figure's experiments, scenarios and methods has these metrics"), out_png, out_pdf)
+        save(empty_figure("no run of this figure's experiments, scenarios and methods has these metrics"), out_png, out_pdf,
+             title(spec))
         return
     wrap = {"col_wrap": min(3, long[axes["col"]].nunique())} if axes["col"] and not axes["row"] else {}
     facets = dict(data=long, x=axes["x"], y="value", hue=axes["hue"], col=axes["col"], row=axes["row"], height=3.0, aspect=1.3, **wrap)
@@ -103,7 +104,7 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
         draw_references(grid, spec, records, axes)
         for ax in grid.axes.flat:
             ax.xaxis.get_major_locator().set_params(integer=True)
-    save(grid.figure, out_png, out_pdf)
+    save(grid.figure, out_png, out_pdf, title(spec))
 
 
 def draw_references(grid, spec: dict, records: list[dict], axes: dict) -> None:
@@ -130,12 +131,21 @@ def empty_figure(message: str):
     return fig
 
 
-def save(fig, out_png: str, out_pdf: str) -> None:
+def title(spec: dict) -> str | None:
+    """The figure's title metadata: the paper's table(s) or figure(s) it reproduces, then its caption."""
+    reproduces = spec.get("reproduces") or []
+    reproduces = ", ".join([reproduces] if isinstance(reproduces, str) else reproduces)
+    return " ".join(t for t in (reproduces and f"Reproduces {reproduces}.", spec.get("caption")) if t) or None
+
+
+def save(fig, out_png: str, out_pdf: str, title: str | None = None) -> None:
+    """PNG and PDF, with ``title`` in their metadata."""
     import matplotlib.pyplot as plt
 
     for out in (out_png, out_pdf):
         with atomic_path(out) as tmp:
-            fig.savefig(tmp, format=Path(out).suffix[1:], dpi=150, bbox_inches="tight")
+            fig.savefig(tmp, format=Path(out).suffix[1:], dpi=150, bbox_inches="tight",
+                        metadata={"Title": title} if title else None)
     plt.close(fig)
 
 

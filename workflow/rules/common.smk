@@ -5,6 +5,7 @@ from snakemake.utils import validate
 
 from unlearnbench import UserError
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys, method_config
+from unlearnbench.config import pairings, scenarios_of
 from unlearnbench.io import provenance
 from unlearnbench.methods import supports
 
@@ -59,9 +60,9 @@ def model_spec(exp):
     return {"name": e["model"]["name"], "dataset": dataset_config(e["dataset"])["name"], "options": e["model"].get("options", {})}
 
 
-def methods_of(exp):
-    methods = list(EXPERIMENTS[exp]["methods"])
-    return methods if "retrain" in methods else methods + ["retrain"]
+def runs_method(exp, scenario, method):
+    """Whether the experiment's runs pair the method entry with the scenario (the oracle retrain: every scenario)."""
+    return (scenario, method) in pairings(EXPERIMENTS[exp])
 
 
 def run_dir(exp, seed, scenario, method):
@@ -69,13 +70,13 @@ def run_dir(exp, seed, scenario, method):
 
 
 def all_runs():
-    """Every (experiment, seed, scenario, method), less the scenario kinds a method does not apply to."""
+    """Every (experiment, seed, scenario, method) of the experiments' run groups (retrain on every scenario), less
+    the scenario kinds a method does not apply to."""
     return [
         (exp, seed, scenario, method)
         for exp in EXPERIMENTS
         for seed in config["seeds"]
-        for scenario in EXPERIMENTS[exp]["scenarios"]
-        for method in methods_of(exp)
+        for scenario, method in pairings(EXPERIMENTS[exp])
         if supports(method_config(config, method)["method"], config["scenarios"][scenario]["kind"])
     ]
 

@@ -43,7 +43,7 @@ rule incompetent:
 def relearn_original_path(w):
     """The original's forget accuracy sets the relearn threshold: read from the cached logits of the `original`
     run where the experiment has one, else computed from the original checkpoint in the job."""
-    if "original" in methods_of(w.exp) and method_config(config, "original")["method"] == "original":
+    if runs_method(w.exp, w.scenario, "original") and method_config(config, "original")["method"] == "original":
         return f"{run_dir(w.exp, w.seed, w.scenario, 'original')}/logits.npz"
     return f"{RUN}/{w.exp}/seed{w.seed}/original.pt"
 

@@ -47,7 +47,7 @@ def scenario_settings():
     from unlearnbench.reported import scenario_setting
 
     return {
-        exp: {s: scenario_setting(config["scenarios"][s], dataset_config(e["dataset"]).get("name", e["dataset"])) for s in e["scenarios"]}
+        exp: {s: scenario_setting(config["scenarios"][s], dataset_config(e["dataset"]).get("name", e["dataset"])) for s in scenarios_of(e)}
         for exp, e in EXPERIMENTS.items()
     }
 

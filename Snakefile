@@ -19,7 +19,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/unlearn.smk"
 include: "workflow/rules/evaluate.smk"
-include: "workflow/rules/oracles.smk"
+include: "workflow/rules/references.smk"
 include: "workflow/rules/report.smk"
 
 

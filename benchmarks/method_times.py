@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from unlearnbench.results import ORACLE
+
 
 def method_times(results: Path) -> pd.DataFrame:
     rows = []
@@ -25,7 +27,7 @@ def method_times(results: Path) -> pd.DataFrame:
     if not rows:
         raise SystemExit(f"no run.json under {results}; run the workflow first (make quick)")
     runs = pd.DataFrame(rows)
-    oracle = runs[runs["method"] == "retrain"].set_index(["experiment", "scenario", "seed"])["seconds"]
+    oracle = runs[runs["method"] == ORACLE].set_index(["experiment", "scenario", "seed"])["seconds"]
     runs["retrain_seconds"] = runs.set_index(["experiment", "scenario", "seed"]).index.map(oracle)
     table = runs.groupby(["experiment", "scenario", "method"], sort=False)[["seconds", "retrain_seconds"]].mean()
     table["speed_up"] = table["retrain_seconds"] / table["seconds"]

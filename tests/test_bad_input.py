@@ -170,14 +170,14 @@ def test_truncated_npz_and_json_artifacts_are_one_line_naming_the_file(tmp_path,
                          ({"run_path": tmp_path / "bad_run.json"}, "run record")]:
         args = {"logits_path": logits, "split_path": split, "run_path": run, **kwargs}
         with pytest.raises(SystemExit):
-            run_step("metrics.evaluate_run", str(tmp_path / "job.log"), **{k: str(v) for k, v in args.items()},
+            run_step("evaluate.evaluate_run", str(tmp_path / "job.log"), **{k: str(v) for k, v in args.items()},
                      names=["retain_acc"], context={}, out=str(out))
         err = capsys.readouterr().err
         assert err.startswith(f"error: {name} ") and err.count("\n") == 1 and "Traceback" not in err, err
         assert not out.exists() and not list(tmp_path.glob(".metrics.json.*"))
     np.savez(tmp_path / "nokey.npz", train_logits=np.zeros((4, 2)))
     with pytest.raises(UserError, match=r"logits file .*nokey.npz lacks \['test_logits'"):
-        from unlearnbench.metrics import load_evaluation
+        from unlearnbench.steps.evaluate import load_evaluation
 
         load_evaluation(str(tmp_path / "nokey.npz"), {})
 

@@ -195,7 +195,7 @@ def test_a_figures_title_metadata_names_what_it_reproduces():
     try:
         from unlearnbench.figures import title
     except ImportError:  # before the results layer's split
-        from unlearnbench.plots import title
+        from unlearnbench.figures import title
     assert title({"reproduces": ["Table 2", "Figure 4"], "caption": "Forget accuracy."}) == (
         "Reproduces Table 2, Figure 4. Forget accuracy.")
     assert title({"reproduces": "Table 2"}) == "Reproduces Table 2." and title({}) is None

@@ -161,7 +161,7 @@ def test_time_spent_inside_untimed_is_left_out_of_the_method_seconds(digits, tmp
     from unlearnbench.checkpoint import build_model, save_checkpoint
     from unlearnbench.data import save_dataset
     from unlearnbench.methods import METHODS, SCENARIO_KINDS, register_method
-    from unlearnbench.pipeline import unlearn
+    from unlearnbench.steps.unlearn import unlearn
     from unlearnbench.splits import make_split, save_split
 
     @register_method(name="sleeps_half_untimed")

@@ -11,7 +11,7 @@ from unlearnbench.methods import Subset, UnlearnTask, mnemonic, run_method
 from unlearnbench.methods.mnemonic import shifts
 from unlearnbench.mnemonic_codes import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
 from unlearnbench.models import create_model
-from unlearnbench.pipeline import train_original
+from unlearnbench.steps.train import train_original
 from unlearnbench.train import Recipe, fit, predict_logits
 
 SPEC = get_spec("digits")

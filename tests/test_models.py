@@ -97,7 +97,7 @@ def tiny_vit(monkeypatch, tmp_path, digits):
 
 
 def _train_original(tmp_path, data, weights, out="original.pt"):
-    from unlearnbench.pipeline import train_original
+    from unlearnbench.steps.train import train_original
 
     model = {"name": "vit_b_16", "dataset": "digits", "options": {"weights": str(weights)}}
     train = {"epochs": 1, "batch_size": 32, "lr": 0.01}

@@ -7,10 +7,11 @@ import pytest
 import torch
 from torch import nn
 
-from unlearnbench import UserError, pipeline, train
+from unlearnbench import UserError, train
 from unlearnbench.checkpoint import model_config
 from unlearnbench.data import save_dataset, training_loader
 from unlearnbench.methods import Subset, UnlearnTask, baselines
+from unlearnbench.steps import train as train_step
 from unlearnbench.train import Recipe, cross_entropy, lr_factor
 
 N = 256  # digits images used for training
@@ -45,7 +46,7 @@ def test_original_model_trains_on_unaugmented_pixels_iff_augment_is_false(monkey
     save_dataset(data, tmp_path / "data.pt")
     recipe = {"epochs": 2, "batch_size": 64, "lr": 0.05, "augment": augment}
     model = {"name": "resnet18", "dataset": "digits", "options": {"width": 4}}
-    seen = seen_images(monkeypatch, pipeline, lambda: pipeline.train_original(
+    seen = seen_images(monkeypatch, train_step, lambda: train_step.train_original(
         str(tmp_path / "data.pt"), model, recipe, seed=0, out=str(tmp_path / "original.pt"), device="cpu"))
     assert len(seen) == 2 * N  # two epochs of four full batches
     assert all_unaugmented(seen, data["train_x"]) is not augment  # digits' 1-pixel crop shifts most images

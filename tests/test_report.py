@@ -11,9 +11,11 @@ import yaml
 
 from unlearnbench import UserError
 from unlearnbench.config import check_report
-from unlearnbench.plots import long_frame, write_figure
-from unlearnbench.report import load_runs, rank_methods, write_leaderboard
-from unlearnbench.reported import compare, match, scenario_setting, verdict, write_comparison
+from unlearnbench.figures import records_frame
+from unlearnbench.reported import compare, match, scenario_setting, verdict
+from unlearnbench.results import fmt, load_records, load_runs
+from unlearnbench.steps.report import write_comparison, write_figure, write_leaderboard
+from unlearnbench.tables import rank_methods
 
 # forget accuracy and average gap per (experiment, scenario, method), the same for both seeds but a ± 0.01 wobble
 GRID = {
@@ -60,16 +62,17 @@ def test_leaderboard_needs_its_score(metrics_paths, tmp_path):
         write_leaderboard(metrics_paths, "zrf", *(str(tmp_path / f"b.{ext}") for ext in ("csv", "md", "tex", "png", "pdf")))
 
 
-def test_long_frames_of_each_figure_kind(metrics_paths):
-    bars = long_frame("bars", {"metrics": ["forget_acc", "delta_forget_acc"], "experiments": ["e"]}, metrics_paths, {})
+def test_records_frames_of_each_figure_kind(metrics_paths):
+    records = load_records(metrics_paths)
+    bars = records_frame("bars", {"metrics": ["forget_acc", "delta_forget_acc"], "experiments": ["e"]}, records, {})
     delta = bars[(bars["metric"] == "delta_forget_acc") & (bars["method"] == "b") & (bars["scenario"] == "cls0")]
     assert delta["value"].round(6).tolist() == [-0.5, -0.5]  # oracle − method, paired by seed
-    sweep = long_frame("sweep", {"x": "method.rho", "metrics": ["forget_acc"]}, metrics_paths, {})
+    sweep = records_frame("sweep", {"x": "method.rho", "metrics": ["forget_acc"]}, records, {})
     assert set(sweep["method"]) == {"a"} and set(sweep["x"]) == {0.02}  # only runs whose entry has rho
-    by_experiment = long_frame("sweep", {"x": "experiment.mnemonic.t_mix", "metrics": ["forget_acc"]}, metrics_paths,
-                               {"m": {"mnemonic": {"t_mix": 0.3}}})
+    by_experiment = records_frame("sweep", {"x": "experiment.mnemonic.t_mix", "metrics": ["forget_acc"]}, records,
+                                  {"m": {"mnemonic": {"t_mix": 0.3}}})
     assert set(by_experiment["experiment"]) == {"m"} and set(by_experiment["x"]) == {0.3}
-    history = long_frame("history", {"methods": ["a"], "scenarios": ["cls0"]}, metrics_paths, {})
+    history = records_frame("history", {"methods": ["a"], "scenarios": ["cls0"]}, records, {})
     assert len(history) == 2 * 2 * 3 * 2  # experiments x seeds x epochs x metrics
     assert history.query("experiment == 'e' and epoch == 2 and metric == 'forget_acc'")["value"].round(6).tolist() == [0.1, 0.1]
 
@@ -122,7 +125,7 @@ def test_verdict_uses_both_spreads():
 
 
 def test_compare_converts_units_and_says_what_is_missing(metrics_paths):
-    from unlearnbench.report import summarise
+    from unlearnbench.results import summarise
 
     summary = summarise(load_runs(metrics_paths))
     records = [record(value=10.0, spread=1.0), record(value=20.0, spread=1.0), record(method="c"), record(metric="zrf")]
@@ -162,3 +165,10 @@ def test_report_block_errors_name_the_problem(report, message, tmp_path):
     with pytest.raises(UserError, match=message):
         check_report({**CONFIG, "report": report}, tmp_path)
     check_report({**CONFIG, "report": {"figures": {"f": {"kind": "bars", "metrics": ["delta_forget_acc"]}}, "leaderboard": {"score": "avg_gap"}}})
+
+
+def test_fmt_scales():
+    assert fmt(0.1234, 0.01) == "12.3 ± 1.0" and fmt(12.345, scale="reported") == "12.35"  # reported: as given
+    assert fmt(1.23456, scale="ratio") == "1.235" and fmt(float("nan")) == "–"
+    with pytest.raises(ValueError, match="unknown scale 'plain'"):
+        fmt(1.0, scale="plain")

@@ -51,7 +51,7 @@ def test_the_metrics_incompetent_teacher_is_bad_teachers(digits, tmp_path, monke
     from unlearnbench.data import get_spec, save_dataset
     from unlearnbench.methods import Subset, UnlearnTask, run_method
     from unlearnbench.methods import bad_teacher as bad_teacher_module
-    from unlearnbench.oracles import incompetent_logits
+    from unlearnbench.steps.references import incompetent_logits
     from unlearnbench.train import Recipe, predict_logits
 
     data = {**digits, "train_x": digits["train_x"][:60], "train_y": digits["train_y"][:60],

@@ -19,7 +19,6 @@ Every scikit-learn attack is deterministic: solvers without randomness, or seede
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -27,7 +26,6 @@ import numpy as np
 from scipy.special import log_softmax, logsumexp, rel_entr, softmax
 
 from . import UserError
-from .io import atomic_write_json, load_json, load_npz, provenance
 
 PARTS = ("forget", "retain", "test", "test_forget", "test_retain")
 NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles")
@@ -46,7 +44,7 @@ class Evaluation:
     seed: int = 0
     oracle: Evaluation | None = None  # the retrain oracle of the same seed and scenario
     incompetent: Evaluation | None = None  # a randomly initialised model (ZRF's incompetent teacher)
-    relearn: dict | None = None  # the run's relearn-time record (oracles.relearn)
+    relearn: dict | None = None  # the run's relearn-time record (steps.references.relearn)
     ulira_oracles: list[Evaluation] = field(default_factory=list)  # extra retrain oracles of other training seeds
     values: dict[str, float | None] = field(default_factory=dict, repr=False)  # metrics computed so far
 
@@ -451,7 +449,7 @@ def relearn_epochs(ev: Evaluation):
     """Relearn time: epochs of fine-tuning on D_f until forget accuracy reaches a threshold. Closer to the oracle.
 
     After Golatkar et al. 2020 and SCRUB's ``readout_retrain``, with the forget set as the fine-tuning data and a
-    forget-accuracy threshold (see ``oracles.relearn``); capped at the configured maximum. Epochs.
+    forget-accuracy threshold (see ``steps.references.relearn``); capped at the configured maximum. Epochs.
     """
     return ev.require("relearn")["epochs"]
 
@@ -503,32 +501,3 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
 def ulira_tpr_at_1pct_fpr(ev: Evaluation):
     """U-LiRA-style MIA: true-positive rate at 1 % false-positive rate. Closer to the oracle (about 0.01); fraction."""
     return tpr_at_fpr(*ulira_curve(ev), 0.01)
-
-
-# --- the workflow step ------------------------------------------------------------------------------------------
-
-
-def load_evaluation(logits_path: str, split: dict[str, np.ndarray], run_path: str | None = None, seed: int = 0) -> Evaluation:
-    run = load_json(run_path, "run record") if run_path else {}
-    lg = load_npz(logits_path, "logits file", ("train_logits", "test_logits", "train_y", "test_y"))
-    return Evaluation(lg["train_logits"], lg["test_logits"], lg["train_y"], lg["test_y"], split, run, run.get("seed", seed))
-
-
-def evaluate_run(
-    logits_path: str, split_path: str, run_path: str, names: list[str], context: dict, out: str,
-    oracle_logits_path: str | None = None, oracle_run_path: str | None = None, incompetent_path: str | None = None,
-    relearn_path: str | None = None, ulira_paths: list[str] | None = None,
-) -> None:
-    """Workflow step: metrics of one run from its cached logits (and those of the models it is compared with),
-    written with its configuration and provenance."""
-    split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))  # no torch import
-    ev = load_evaluation(logits_path, split, run_path)
-    if oracle_logits_path:
-        ev.oracle = load_evaluation(oracle_logits_path, split, oracle_run_path, ev.seed)
-    if incompetent_path:
-        ev.incompetent = load_evaluation(incompetent_path, split, seed=ev.seed)
-    if relearn_path:
-        ev.relearn = load_json(relearn_path, "relearn record")
-    ev.ulira_oracles = [load_evaluation(p, split, seed=ev.seed) for p in ulira_paths or []]
-    values = compute(ev, names)
-    atomic_write_json({**copy.deepcopy(context), "metrics": values, "run": ev.run, "provenance": provenance()}, out)

@@ -17,12 +17,8 @@ where the grid has no such run and ``not computed`` where the metric is not in t
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pandas as pd
-import yaml
-
-from .report import fmt, load_runs, summarise, write_tables
 
 FACTOR = {"%": 100.0, "fraction": 1.0, "s": 1.0}
 
@@ -109,53 +105,3 @@ def compare(pairs: list[dict], summary: pd.DataFrame) -> pd.DataFrame:
 
 def setting_label(setting: dict) -> str:
     return ", ".join(f"{k} {v}" for k, v in setting.items() if k not in ("scenario",))
-
-
-def write_comparison(metrics_paths: list[str], reported_path: str, rules: list[dict], settings: dict,
-                     out_csv: str, out_md: str, out_tex: str, out_png: str, out_pdf: str) -> pd.DataFrame:
-    """The comparison table (CSV, Markdown, LaTeX) and a reported-vs-reproduced scatter (PNG, PDF)."""
-    paper = yaml.safe_load(Path(reported_path).read_text())
-    pairs = match(paper["values"], rules, settings)
-    table = compare(pairs, summarise(load_runs(metrics_paths)))
-    shown = table[["table", "row", "setting", "scenario", "method", "metric", "unit"]].copy() if len(table) else pd.DataFrame()
-    if len(table):
-        shown["reported"] = [fmt(v, s, "plain") for v, s in zip(table["reported"], table["reported_spread"])]
-        shown["reproduced"] = [fmt(v, s, "plain") + (f" (n={n})" if n else "") for v, s, n in zip(table["reproduced"], table["reproduced_std"], table["n"])]
-        shown["difference"] = [fmt(v, scale="plain") for v in table["difference"]]
-        shown["verdict"] = table["verdict"]
-    matched = {id(p["record"]) for p in pairs}
-    outside = sorted({str(r["setting"].get("dataset")) for r in paper["values"] if id(r) not in matched})
-    counts = ", ".join(f"{n} {v}" for v, n in table["verdict"].value_counts().items()) if len(table) else "none"
-    caption = (f"Reported ({paper['paper']['title']}, arXiv {paper['paper']['arxiv']}) against reproduced, mean ± std over "
-               f"seeds in the reported unit; difference = reproduced − reported; agrees when within "
-               f"2·sqrt(reported spread² + our std²). Verdicts: {counts}. "
-               f"{len(paper['values']) - len(matched)} reported values have no counterpart in this grid (their data sets: {', '.join(outside) or 'none'}). "
-               f"Tables not transcribed: {'; '.join(u['table'] for u in paper.get('unknown', [])) or 'none'}.")
-    write_tables(table, [(caption, shown)], out_csv, out_md, out_tex)
-    scatter(table, out_png, out_pdf)
-    return table
-
-
-def scatter(table: pd.DataFrame, out_png: str, out_pdf: str) -> None:
-    """Reproduced against reported (percentages), ± their spreads, with the diagonal of perfect agreement."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    from .plots import empty_figure, save
-
-    points = table[(table["unit"] == "%") & table["reproduced"].notna()] if len(table) else table
-    if points.empty:
-        save(empty_figure("no reported percentage has a reproduced value in this grid"), out_png, out_pdf)
-        return
-    sns.set_theme(style="whitegrid", context="paper")
-    fig, ax = plt.subplots(figsize=(4.5, 4.2))
-    ax.errorbar(points["reported"], points["reproduced"], xerr=points["reported_spread"].fillna(0),
-                yerr=points["reproduced_std"].fillna(0), fmt="none", ecolor="lightgrey", zorder=1)
-    sns.scatterplot(data=points, x="reported", y="reproduced", hue="metric", style="verdict", ax=ax, zorder=2)
-    ax.plot([0, 100], [0, 100], ls="--", c="grey", lw=1)
-    ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel="reported (%)", ylabel="reproduced (%)")
-    ax.legend(fontsize=7, loc="lower right")
-    save(fig, out_png, out_pdf)

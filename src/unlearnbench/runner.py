@@ -1,4 +1,5 @@
-"""Run one pipeline step as a workflow job: log to a file, one clear line on a user error, non-zero exit."""
+"""Run one workflow step (``unlearnbench.steps``) as a job: log to a file, one clear line on a user error, non-zero
+exit."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from . import UserError
 
 
 def run_step(step: str, log_path: str | None = None, threads: int | None = None, granted: int | None = None, **kwargs) -> None:
-    """Run ``unlearnbench.<module>.<function>`` (``step`` = "module.function") with ``kwargs``.
+    """Run ``unlearnbench.steps.<stage>.<function>`` (``step`` = "<stage>.<function>") with ``kwargs``.
 
     Heavy libraries are imported by the step's own module only, so a metrics job never loads torch. ``threads``
     (the config's) is used even where the scheduler ``granted`` fewer cores (``--cores``), since results depend
@@ -31,8 +32,8 @@ def run_step(step: str, log_path: str | None = None, threads: int | None = None,
         logging.getLogger(__name__).warning("computing with the config's %d threads, although --cores grants %d", threads, granted)
     logging.captureWarnings(True)
     warnings.filterwarnings("default")
-    module, function = step.rsplit(".", 1)
-    step = getattr(importlib.import_module(f"unlearnbench.{module}"), function)
+    stage, function = step.rsplit(".", 1)
+    step = getattr(importlib.import_module(f"unlearnbench.steps.{stage}"), function)
     try:
         step(**kwargs)
     except (UserError, FloatingPointError) as err:
@@ -42,3 +43,15 @@ def run_step(step: str, log_path: str | None = None, threads: int | None = None,
     except Exception:
         logging.getLogger(step.__module__).exception("%s failed", step.__name__)
         raise
+
+
+def step_kwargs(parts: dict[str, dict]) -> dict:
+    """A rule's named ``input``, ``output`` and ``params`` (``parts``) as one set of keyword arguments; a name in
+    two of them is an error, not a silent override."""
+    kwargs, seen = {}, {}
+    for part, named in parts.items():
+        for name, value in named.items():
+            if name in kwargs:
+                raise UserError(f"the rule names {name!r} in both its {seen[name]} and its {part}; rename one")
+            kwargs[name], seen[name] = value, part
+    return kwargs

@@ -8,6 +8,7 @@ from unlearnbench.config import apply_scale, check_config, check_report, check_s
 from unlearnbench.config import pairings, scenarios_of
 from unlearnbench.io import provenance
 from unlearnbench.methods import supports
+from unlearnbench.steps import check_step
 
 try:
     for path in workflow.configfiles:  # Snakemake's YAML loader keeps the last of two equal keys silently
@@ -22,6 +23,16 @@ except UserError as err:
     raise WorkflowError(f"config error: {err}") from None
 
 config["workflow_provenance"] = provenance()  # shown in snakemake --report; each artifact records its own
+
+
+def step(name):
+    """The rule's step, "<stage>.<function>" in unlearnbench/steps/<stage>.py, checked now (from the source: no
+    torch); workflow/scripts/step.py runs it."""
+    try:
+        return check_step(name)
+    except UserError as err:
+        raise WorkflowError(f"workflow error: {err}") from None
+
 
 RUN = f"results/{config['name']}"
 LOGS = f"{RUN}/logs"

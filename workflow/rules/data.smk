@@ -10,7 +10,7 @@ rule prepare_data:
     output:
         out=f"{RUN}/data/{{dataset}}.pt",
     params:
-        step="pipeline.prepare_data",
+        step=step("data.prepare_data"),
         dataset=lambda w: dataset_config(w.dataset),
         root=config["data_root"],
     log:
@@ -43,7 +43,7 @@ rule fetch_index:
     output:
         out=f"{config['data_root']}/indices/{{file}}",
     params:
-        step="splits.fetch_index",
+        step=step("data.fetch_index"),
         url=lambda w: INDEX_URLS[w.file],
     log:
         f"{LOGS}/fetch_index/{{file}}.log",
@@ -63,7 +63,7 @@ rule split:
     output:
         out=f"{RUN}/splits/{{dataset}}/{{scenario}}/seed{{seed}}.npz",
     params:
-        step="pipeline.split",
+        step=step("data.split"),
         scenario=lambda w: local_scenario(w.scenario),
         seed=lambda w: int(w.seed),
     log:

@@ -1,15 +1,16 @@
 # Metrics of every run from cached logits. Metrics that compare with other models get those models' artifacts as
 # extra inputs, only when the config's metric list needs them (unlearnbench.metrics.NEEDS); changing the metric
-# list re-runs only these jobs, and the jobs of any newly needed artifact (oracles.smk).
+# list re-runs only these jobs, and the jobs of any newly needed artifact (references.smk).
 
 from unlearnbench.metrics import needs_of
+from unlearnbench.results import ORACLE
 
 METRIC_NEEDS = needs_of(config["metrics"])
 
 
 def metric_inputs(w):
     run = run_dir(w.exp, w.seed, w.scenario, w.method)
-    oracle = run_dir(w.exp, w.seed, w.scenario, "retrain")
+    oracle = run_dir(w.exp, w.seed, w.scenario, ORACLE)
     inputs = {"logits_path": f"{run}/logits.npz", "split_path": split_path(w), "run_path": f"{run}/run.json"}
     if "oracle" in METRIC_NEEDS:
         inputs |= {"oracle_logits_path": f"{oracle}/logits.npz", "oracle_run_path": f"{oracle}/run.json"}
@@ -29,7 +30,7 @@ rule metrics:
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/metrics.json",
     params:
-        step="metrics.evaluate_run",
+        step=step("evaluate.evaluate_run"),
         names=config["metrics"],
         context=lambda w: {
             "experiment": w.exp,

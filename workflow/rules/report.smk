@@ -11,7 +11,7 @@ rule table:
         out_md=f"{FIG}/summary.md",
         out_tex=f"{FIG}/summary.tex",
     params:
-        step="report.write_summary",
+        step=step("report.write_summary"),
     log:
         f"{LOGS}/table.log",
     localrule: True
@@ -20,7 +20,7 @@ rule table:
 
 
 rule figure:
-    """One of the config's report.figures (unlearnbench.plots), mean ± sd over seeds."""
+    """One of the config's report.figures (unlearnbench.figures), mean ± sd over seeds."""
     input:
         metrics_paths=ALL_METRICS,
     output:
@@ -29,7 +29,7 @@ rule figure:
     wildcard_constraints:
         figure="|".join(FIGURE_SPECS),
     params:
-        step="plots.write_figure",
+        step=step("report.write_figure"),
         spec=lambda w: FIGURE_SPECS[w.figure],
         experiments=EXPERIMENTS,
     log:
@@ -64,7 +64,7 @@ rule reported:
         out_png=report(f"{FIG}/reported_vs_reproduced.png", category="Reported vs reproduced", caption="../report/reported.rst"),
         out_pdf=f"{FIG}/reported_vs_reproduced.pdf",
     params:
-        step="reported.write_comparison",
+        step=step("report.write_comparison"),
         rules=match_rules(),
         settings=scenario_settings(),
     log:
@@ -85,7 +85,7 @@ rule leaderboard:
         out_png=report(f"{FIG}/leaderboard.png", category="Leaderboard", caption="../report/leaderboard.rst"),
         out_pdf=f"{FIG}/leaderboard.pdf",
     params:
-        step="report.write_leaderboard",
+        step=step("report.write_leaderboard"),
         score=REPORT.get("leaderboard", {}).get("score"),
     log:
         f"{LOGS}/leaderboard.log",

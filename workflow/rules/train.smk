@@ -5,7 +5,7 @@ rule train_original:
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
     params:
-        step="pipeline.train_original",
+        step=step("train.train_original"),
         model=lambda w: model_spec(w.exp),
         train=lambda w: EXPERIMENTS[w.exp]["train"],
         seed=lambda w: int(w.seed),

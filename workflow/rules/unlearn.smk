@@ -10,7 +10,7 @@ rule unlearn:
         out_run=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/run.json",
         out_logits=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/logits.npz",
     params:
-        step="pipeline.unlearn",
+        step=step("unlearn.unlearn"),
         method=lambda w: method_config(config, w.method),
         model=lambda w: model_spec(w.exp),
         train=lambda w: EXPERIMENTS[w.exp]["train"],

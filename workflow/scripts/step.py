@@ -1,7 +1,8 @@
-"""Generic Snakemake script: call ``unlearnbench.<params.step>`` ("module.function") with the rule's named inputs,
-outputs and params as keyword arguments (the rules name them after the step's arguments)."""
+"""Generic Snakemake script: call the rule's step (``params.step``, an ``unlearnbench.steps.Step``) with the
+rule's named inputs, outputs and params as keyword arguments (the rules name them after the step's arguments; a
+name used twice is an error)."""
 
-from unlearnbench.runner import run_step
+from unlearnbench.runner import run_step, step_kwargs
 
 
 def _plain(value):
@@ -9,8 +10,10 @@ def _plain(value):
 
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
-kwargs = {k: _plain(v) for part in (snakemake.input, snakemake.output, snakemake.params) for k, v in part.items()}
+parts = {part: {k: v for k, v in getattr(snakemake, part).items()} for part in ("input", "output", "params")}
+step = parts["params"].pop("step").name
 # the config's thread count (a params entry, so that changing it reruns the job), not Snakemake's, which --cores
 # scales down: results depend on it
-threads = kwargs.pop("threads", None)
-run_step(kwargs.pop("step"), log_path=snakemake.log[0], threads=threads or snakemake.threads, granted=snakemake.threads, **kwargs)
+threads = parts["params"].pop("threads", None)
+kwargs = {k: _plain(v) for k, v in step_kwargs(parts).items()}
+run_step(step, log_path=snakemake.log[0], threads=threads or snakemake.threads, granted=snakemake.threads, **kwargs)

@@ -1,4 +1,5 @@
-"""Figures, drawn only from the metrics JSON artifacts, as the config's ``report.figures`` describe them.
+"""Figures from the metrics records, as the config's ``report.figures`` describe them, plus the leaderboard's
+heatmap and the reported-vs-reproduced scatter.
 
 A figure spec names a ``kind`` and which runs and metrics it shows (``experiments``, ``scenarios``, ``methods``,
 ``metrics``; each defaults to all). Every kind turns the runs into one long table (one row per run, metric and
@@ -8,10 +9,12 @@ x value) and draws it with one seaborn call, mean ± sd over seeds:
 - ``sweep``: a metric against a hyperparameter read from each run's config, ``x: method.rho`` (the method entry)
   or ``x: experiment.mnemonic.t_mix`` (the experiment), e.g. a mask-ratio or t_mix sweep;
 - ``history``: a metric against the epoch of a method's own record (``run.json`` ``record.history``), e.g.
-  Fisher masking's accuracies during fine-tuning, with the ``references`` methods' final values as dashed lines.
+  Fisher masking's accuracies during fine-tuning, with the ``references`` methods' final values as dashed lines
+  (default: the retrain oracle).
 
 ``x``, ``hue``, ``col`` and ``row`` choose among the long table's columns (``metric``, ``method``,
 ``scenario``, ``experiment``, ``panel`` = experiment / scenario); each kind has sensible defaults.
+matplotlib and seaborn are imported when a figure is drawn (``pyplot``), so that tables never load them.
 """
 
 from __future__ import annotations
@@ -21,13 +24,24 @@ from pathlib import Path
 import pandas as pd
 
 from .io import atomic_path
-from .report import KEYS, load_records, runs_frame, with_deltas
+from .metrics import METRICS
+from .results import KEYS, ORACLE, fmt, runs_frame, with_deltas
 
 DEFAULTS = {
     "bars": {"x": "metric", "hue": "method", "col": "panel", "row": None},
     "sweep": {"x": "x", "hue": "metric", "col": "panel", "row": None},
     "history": {"x": "epoch", "hue": "method", "col": "metric", "row": "panel"},
 }
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only Agg backend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def select(frame: pd.DataFrame, spec: dict) -> pd.DataFrame:
@@ -49,13 +63,8 @@ def lookup(path: str, record: dict, experiments: dict):
     return value
 
 
-def long_frame(kind: str, spec: dict, metrics_paths: list[str], experiments: dict) -> pd.DataFrame:
-    """One row per run (and epoch, for ``history``) and metric, with its value."""
-    return records_frame(kind, spec, load_records(metrics_paths), experiments)
-
-
 def records_frame(kind: str, spec: dict, records: list[dict], experiments: dict) -> pd.DataFrame:
-    """``long_frame`` of records already read."""
+    """One row per run (and epoch, for ``history``) and metric, with its value."""
     if kind == "history":
         rows = [{**{k: r[k] for k in KEYS + ["seed"]}, **point}
                 for r in records for point in r.get("run", {}).get("record", {}).get("history", [])]
@@ -72,26 +81,24 @@ def records_frame(kind: str, spec: dict, records: list[dict], experiments: dict)
     return select(long, spec)
 
 
-def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dict, experiments: dict | None = None) -> None:
-    """Draw the figure ``spec`` (see the module docstring) and save it as PNG and PDF."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def draw_figure(spec: dict, records: list[dict], experiments: dict, out_png: str, out_pdf: str) -> None:
+    """Draw the figure ``spec`` (see the module docstring) of the metrics ``records``; save it as PNG and PDF."""
+    plt = pyplot()
     import seaborn as sns
 
     kind = spec["kind"]
-    records = load_records(metrics_paths)
-    long = records_frame(kind, spec, records, experiments or {})
+    long = records_frame(kind, spec, records, experiments)
     axes = {k: spec.get(k, v) for k, v in DEFAULTS[kind].items()}
     if kind == "sweep":  # the spec's x is where to read the hyperparameter; the plotted column is "x"
         axes["x"] = "x"
     sns.set_theme(style="whitegrid", context="paper")
     if long.empty:
-        save(empty_figure("no run of this figure's experiments, scenarios and methods has these metrics"), out_png, out_pdf,
-             title(spec))
+        message = "no run of this figure's experiments, scenarios and methods has these metrics"
+        save(empty_figure(plt, message), out_png, out_pdf, title(spec))
         return
     wrap = {"col_wrap": min(3, long[axes["col"]].nunique())} if axes["col"] and not axes["row"] else {}
-    facets = dict(data=long, x=axes["x"], y="value", hue=axes["hue"], col=axes["col"], row=axes["row"], height=3.0, aspect=1.3, **wrap)
+    facets = dict(data=long, x=axes["x"], y="value", hue=axes["hue"], col=axes["col"], row=axes["row"], height=3.0,
+                  aspect=1.3, **wrap)
     if kind == "bars":
         grid = sns.catplot(kind="bar", errorbar="sd", sharey=False, **facets)
         grid.tick_params(axis="x", labelrotation=25)
@@ -109,22 +116,21 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
 
 def draw_references(grid, spec: dict, records: list[dict], axes: dict) -> None:
     """Dashed lines at the final value of each reference method (default: the retrain oracle) in each facet."""
-    refs = records_frame("bars", {**spec, "methods": spec.get("references", ["retrain"])}, records, {})
+    refs = records_frame("bars", {**spec, "methods": spec.get("references", [ORACLE])}, records, {})
     facets = [a for a in (axes["row"], axes["col"]) if a]
     for key, ax in grid.axes_dict.items():
         facet = refs
         for axis, name in zip(facets, key if isinstance(key, tuple) else (key,)):
             facet = facet[facet[axis] == name]
-        for (method, value), style in zip(facet.groupby("method", sort=False)["value"].mean().items(), ("--", ":", "-.", (0, (5, 5)))):
+        styles = ("--", ":", "-.", (0, (5, 5)))
+        for (method, value), style in zip(facet.groupby("method", sort=False)["value"].mean().items(), styles):
             ax.axhline(value, ls=style, c="grey", lw=1.2, label=method)
         if len(facet):
             ax.legend(fontsize=7, title="final value", title_fontsize=7)
 
 
-def empty_figure(message: str):
+def empty_figure(plt, message: str):
     """A figure that says why it is empty (a selection without runs), so that a target never goes missing."""
-    import matplotlib.pyplot as plt
-
     fig, ax = plt.subplots(figsize=(5, 1.5))
     ax.axis("off")
     ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True)
@@ -140,31 +146,45 @@ def title(spec: dict) -> str | None:
 
 def save(fig, out_png: str, out_pdf: str, title: str | None = None) -> None:
     """PNG and PDF, with ``title`` in their metadata."""
-    import matplotlib.pyplot as plt
-
     for out in (out_png, out_pdf):
         with atomic_path(out) as tmp:
             fig.savefig(tmp, format=Path(out).suffix[1:], dpi=150, bbox_inches="tight",
                         metadata={"Title": title} if title else None)
-    plt.close(fig)
+    pyplot().close(fig)
 
 
 def leaderboard_heatmap(ranked: pd.DataFrame, order: list[str], score: str, out_png: str, out_pdf: str) -> None:
     """Methods (best mean rank first) × scenarios, coloured by rank and annotated with the score and the rank."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     import seaborn as sns
 
     ranks = ranked.pivot(index="entry", columns="scenario", values="rank").reindex(order)
     scores = ranked.pivot(index="entry", columns="scenario", values="mean").reindex(order)
     fig, ax = plt.subplots(figsize=(1.6 + 1.5 * ranks.shape[1], 0.8 + 0.35 * len(order)))
-    from .metrics import METRICS
-    from .report import fmt
-
-    labels = scores.map(lambda v: fmt(v, scale=METRICS[score].scale)) + ranks.map(lambda r: f" (#{r:.0f})" if pd.notna(r) else "")
+    labels = (scores.map(lambda v: fmt(v, scale=METRICS[score].scale))
+              + ranks.map(lambda r: f" (#{r:.0f})" if pd.notna(r) else ""))
     sns.heatmap(ranks, annot=labels.where(ranks.notna(), ""), fmt="", cmap="viridis_r",
                 cbar_kws={"label": "rank (1 = best)"}, linewidths=0.5, ax=ax)
     ax.set(xlabel="", ylabel="", title=f"{score} per scenario (cells), coloured by rank")
+    save(fig, out_png, out_pdf)
+
+
+def reported_scatter(table: pd.DataFrame, out_png: str, out_pdf: str) -> None:
+    """Reproduced against reported (percentages; ``reported.compare``'s table), ± their spreads, with the
+    diagonal of perfect agreement."""
+    plt = pyplot()
+    import seaborn as sns
+
+    points = table[(table["unit"] == "%") & table["reproduced"].notna()] if len(table) else table
+    if points.empty:
+        save(empty_figure(plt, "no reported percentage has a reproduced value in this grid"), out_png, out_pdf)
+        return
+    sns.set_theme(style="whitegrid", context="paper")
+    fig, ax = plt.subplots(figsize=(4.5, 4.2))
+    ax.errorbar(points["reported"], points["reproduced"], xerr=points["reported_spread"].fillna(0),
+                yerr=points["reproduced_std"].fillna(0), fmt="none", ecolor="lightgrey", zorder=1)
+    sns.scatterplot(data=points, x="reported", y="reproduced", hue="metric", style="verdict", ax=ax, zorder=2)
+    ax.plot([0, 100], [0, 100], ls="--", c="grey", lw=1)
+    ax.set(xlim=(-2, 102), ylim=(-2, 102), xlabel="reported (%)", ylabel="reproduced (%)")
+    ax.legend(fontsize=7, loc="lower right")
     save(fig, out_png, out_pdf)

@@ -3,7 +3,7 @@
 # retrain oracles (per experiment, seed and scenario). Each is built only when a configured metric needs it.
 # Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs, lr, batch_size; ulira: oracles).
 
-from unlearnbench.oracles import ulira_seed
+from unlearnbench.references import ulira_seed
 
 EVALUATION = config.get("evaluation", {})
 
@@ -24,7 +24,7 @@ rule incompetent:
     output:
         out=incompetent_path("{exp}", "{seed}"),
     params:
-        step="oracles.incompetent_logits",
+        step=step("references.incompetent_logits"),
         model=lambda w: model_spec(w.exp),
         seed=lambda w: int(w.seed),
         device=config["device"],
@@ -59,7 +59,7 @@ rule relearn:
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/relearn.json",
     params:
-        step="oracles.relearn",
+        step=step("references.relearn"),
         train=lambda w: EXPERIMENTS[w.exp]["train"],
         seed=lambda w: int(w.seed),
         device=config["device"],
@@ -87,7 +87,7 @@ rule ulira_oracle:
         out_run=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/ulira_oracles/oracle{{k}}/run.json",
         out_logits=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/ulira_oracles/oracle{{k}}/logits.npz",
     params:
-        step="pipeline.unlearn",
+        step=step("unlearn.unlearn"),
         method={"method": "retrain", "from_initial": False},
         model=lambda w: model_spec(w.exp),
         train=lambda w: EXPERIMENTS[w.exp]["train"],

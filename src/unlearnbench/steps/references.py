@@ -1,37 +1,23 @@
-"""The models that metrics compare a run with, beyond the retrain oracle of the same seed, and relearn time.
-
-- ``incompetent_logits``: ZRF's incompetent teacher, a randomly initialised model of the experiment (one
-  forward pass, cached once per experiment and seed);
-- ``relearn``: epochs of fine-tuning on the forget set until the forget accuracy reaches a fraction of the
-  original model's;
-- U-LiRA's extra retrain oracles are ordinary ``pipeline.unlearn`` runs of ``retrain`` with fresh weights and
-  the training seed ``ulira_seed(seed, k)`` (see ``workflow/rules/oracles.smk``).
-"""
+"""Steps of ``workflow/rules/references.smk``: the incompetent teacher's logits and a run's relearn time (U-LiRA's
+extra retrain oracles are ``steps.unlearn.unlearn`` runs)."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import numpy as np
 import torch
 
-from .checkpoint import load_model, model_config
-from .data import get_spec, load_dataset, training_loader
-from .io import atomic_write_json, provenance
-from .methods.bad_teacher import incompetent_teacher
-from .pipeline import save_logits
-from .splits import load_split
-from .train import Recipe, fit, predict_logits, resolve_device, set_seed
+from ..checkpoint import load_model, model_config
+from ..data import get_spec, load_dataset, training_loader
+from ..io import atomic_write_json, provenance
+from ..methods.bad_teacher import incompetent_teacher
+from ..references import relearn_curve, relearn_recipe
+from ..splits import load_split
+from ..train import Recipe, predict_logits, resolve_device, set_seed
+from .unlearn import save_logits
 
 log = logging.getLogger(__name__)
-
-ULIRA_SEED_STRIDE = 1_000  # U-LiRA oracle k of seed s trains with seed s + (k + 1) * this stride
-
-
-def ulira_seed(seed: int, k: int) -> int:
-    """Training seed of the k-th U-LiRA oracle of experiment seed ``seed`` (distinct from every experiment seed below 1000)."""
-    return seed + (k + 1) * ULIRA_SEED_STRIDE
 
 
 def incompetent_logits(data_path: str, model: dict, seed: int, out: str, device: str = "auto") -> None:
@@ -54,8 +40,8 @@ def original_forget_accuracy(original_path: str, data: dict, forget, device) -> 
 
 def relearn(
     model_path: str, data_path: str, split_path: str, original_path: str, train: dict, seed: int, out: str, *,
-    threshold: float = 1.0, absolute: bool = False, max_epochs: int = 50, lr: float = 0.01, batch_size: int | None = None,
-    device: str = "auto",
+    threshold: float = 1.0, absolute: bool = False, max_epochs: int = 50, lr: float = 0.01,
+    batch_size: int | None = None, device: str = "auto",
 ) -> None:
     """Relearn time (after Golatkar et al. 2020 and SCRUB's ``readout_retrain``): epochs of plain SGD (constant
     ``lr``, no momentum or weight decay, the data set's training augmentation) on the forget set until its
@@ -68,18 +54,12 @@ def relearn(
     dev = resolve_device(device)
     reference = None if absolute else original_forget_accuracy(original_path, data, split["forget"], dev)
     target = threshold if absolute else threshold * reference
-    original = Recipe.from_dict(train)
-    recipe = replace(original, epochs=1, lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant", milestones=[],
-                     warmup_epochs=0.0, batch_size=original.batch_size if batch_size is None else batch_size)
+    recipe = relearn_recipe(Recipe.from_dict(train), lr, batch_size)
     x, y = data["train_x"][split["forget"]], data["train_y"][split["forget"]]
     set_seed(seed)
     loader = training_loader(x, y, get_spec(ckpt["model_config"]["dataset"]), recipe.batch_size, seed=seed, device=dev)
-    history = []
-    for epoch in range(max_epochs + 1):
-        history.append(float((predict_logits(net, x, device=dev).argmax(1) == y).float().mean()))
-        if history[-1] >= target or epoch == max_epochs:
-            break
-        fit(net, loader, recipe, desc="relearn")  # momentum-free SGD at a constant rate: epochs chain exactly
+    history = relearn_curve(net, x, y, loader, recipe, target, max_epochs, dev)
+    epoch = len(history) - 1
     log.info("forget accuracy %.3f after %d relearn epochs (threshold %.3f)", history[-1], epoch, target)
     atomic_write_json({"epochs": epoch, "reached": history[-1] >= target, "forget_acc": history, "threshold": target,
                        "fraction": None if absolute else threshold, "original_forget_acc": reference,

@@ -1,0 +1,48 @@
+"""Models the metrics compare a run with, beyond the retrain oracle of the same seed, and relearn time
+(``workflow/rules/references.smk``; the steps that write them are in ``steps/references.py``):
+
+- ZRF's incompetent teacher: ``methods.bad_teacher.incompetent_teacher``, the very network Bad Teacher distils
+  from (as in SSD's code, where ZRF and Bad Teacher share it);
+- relearn time: ``relearn_recipe`` and ``relearn_curve``, epochs of fine-tuning on the forget set until its accuracy
+  reaches a target;
+- U-LiRA's extra retrain oracles: ordinary ``retrain`` runs (``steps.unlearn.unlearn``) with fresh weights and
+  the training seed ``ulira_seed(seed, k)``.
+
+Torch is imported when ``relearn_curve`` runs, not with this module: the workflow reads ``ulira_seed`` when it
+plans the jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+ULIRA_SEED_STRIDE = 1_000  # U-LiRA oracle k of seed s trains with seed s + (k + 1) * this stride
+
+
+def ulira_seed(seed: int, k: int) -> int:
+    """Training seed of the k-th U-LiRA oracle of experiment seed ``seed`` (distinct from every experiment seed
+    below 1000)."""
+    return seed + (k + 1) * ULIRA_SEED_STRIDE
+
+
+def relearn_recipe(original, lr: float, batch_size: int | None = None):
+    """One epoch of plain SGD at a constant ``lr`` (no momentum, weight decay or warm-up) with the original
+    ``Recipe``'s other settings (its batch size unless ``batch_size``)."""
+    return replace(original, epochs=1, lr=lr, momentum=0.0, weight_decay=0.0, schedule="constant", milestones=[],
+                   warmup_epochs=0.0, batch_size=original.batch_size if batch_size is None else batch_size,
+                   lookahead=0, norm_bias_lr_scale=1.0)
+
+
+def relearn_curve(net, x, y, loader, recipe, target: float, max_epochs: int, device) -> list[float]:
+    """Forget accuracy (eval mode, no augmentation) before each relearn epoch (``fit`` of one-epoch ``recipe`` on
+    ``loader``) until it reaches ``target`` or ``max_epochs`` epochs ran; momentum-free SGD at a constant rate
+    makes the one-epoch fits chain exactly. The epochs taken are ``len(curve) - 1``."""
+    from .train import fit, predict_logits
+
+    curve = []
+    for epoch in range(max_epochs + 1):
+        curve.append(float((predict_logits(net, x, device=device).argmax(1) == y).float().mean()))
+        if curve[-1] >= target or epoch == max_epochs:
+            return curve
+        fit(net, loader, recipe, desc="relearn")
+    return curve

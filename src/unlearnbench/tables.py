@@ -1,0 +1,126 @@
+"""Tables from the runs frame (``results``): the summary of a grid, the leaderboard ranking and the
+reported-vs-reproduced comparison, each as a full-precision CSV frame plus captioned display tables written as
+Markdown and LaTeX (``write_tables``)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from .io import atomic_path
+from .metrics import METRICS
+from .results import ARROW, KEYS, ORACLE, UNIT, fmt, metric_scale
+
+LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "Δ": r"$\Delta$",
+                 "–": "--", "−": "-"}
+
+
+def cells(table: pd.DataFrame, column: str) -> list[str]:
+    scale = metric_scale(column)
+    return [fmt(m, s, scale) for m, s in zip(table[f"{column}_mean"], table[f"{column}_std"])]
+
+
+def display_tables(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
+    """The summary as printed: every metric (header with unit and direction), then Δ = oracle − method."""
+    columns = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
+    summary, delta = table[KEYS + ["n", "seeds"]].copy(), table[KEYS + ["n", "seeds"]].copy()
+    for column in columns:
+        if column.startswith("delta_"):
+            delta[f"Δ {column[len('delta_'):]} %"] = cells(table, column)
+        else:
+            spec = METRICS[column]
+            summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column)
+    return [
+        ("Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the "
+         "retrain oracle.", summary),
+        ("Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the "
+         "better).", delta[delta["method"] != ORACLE]),
+    ]
+
+
+def to_latex(frame: pd.DataFrame, caption: str) -> str:
+    """A booktabs tabular (LaTeX needs ``\\usepackage{booktabs}``) with the caption as a comment above it."""
+    text = f"% {caption}\n" + frame.to_latex(index=False, escape=True)
+    for symbol, command in LATEX_SYMBOLS.items():
+        text = text.replace(symbol, command)
+    return text
+
+
+def write_tables(csv: pd.DataFrame, parts: list[tuple[str, pd.DataFrame]], out_csv: str, out_md: str,
+                 out_tex: str) -> None:
+    """The full-precision ``csv`` frame, and the captioned display ``parts`` as Markdown and LaTeX."""
+    with atomic_path(out_csv) as tmp:
+        csv.to_csv(tmp, index=False)
+    with atomic_path(out_md) as tmp:
+        tmp.write_text("\n\n".join(f"{caption}\n\n{frame.to_markdown(index=False)}" for caption, frame in parts) + "\n")
+    with atomic_path(out_tex) as tmp:
+        tmp.write_text("\n".join(to_latex(frame, caption) for caption, frame in parts))
+
+
+# --- leaderboard ------------------------------------------------------------------------------------------------
+
+
+def rank_methods(runs: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Each method's score (mean ± std over seeds) and rank (1 = best, ties share the best rank) per scenario,
+    against every other method on that scenario, whichever experiment ran it (a method that needs its own
+    original, like mnemonic code, competes with the rest; each is scored against its own experiment's oracle).
+    A method that several experiments run is listed once per experiment, as ``method [experiment]``.
+    The retrain oracle is the reference and is not ranked."""
+    runs = runs[runs["method"] != ORACLE]
+    scores = (runs.groupby(KEYS, sort=False)[score].agg(["mean", "std", "size"]).reset_index()
+              .rename(columns={"size": "n"}))
+    shared = scores.groupby("method")["experiment"].transform("nunique") > 1
+    scores["entry"] = scores["method"].where(~shared, scores["method"] + " [" + scores["experiment"] + "]")
+    ascending = METRICS[score].direction == "lower"
+    scores["rank"] = scores.groupby("scenario")["mean"].rank(method="min", ascending=ascending)
+    return scores
+
+
+def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
+    """One row per method entry: its mean rank over the scenarios it ran on, sorted best first."""
+    wide = ranked.pivot(index="entry", columns="scenario", values="rank")
+    board = pd.DataFrame({"mean_rank": wide.mean(axis=1), "scenarios": wide.notna().sum(axis=1)})
+    return board.sort_values(["mean_rank", "scenarios"], ascending=[True, False]).reset_index()
+
+
+def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str) -> tuple[str, pd.DataFrame]:
+    """The leaderboard as printed: mean rank, then each scenario's score and rank; with its caption."""
+    shown = board[["entry"]].rename(columns={"entry": "method"}).assign(
+        **{"mean rank": board["mean_rank"].map("{:.2f}".format)})
+    scale = METRICS[score].scale
+    for scenario, group in ranked.groupby("scenario", sort=False):
+        by_entry = group.set_index("entry")
+        shown[scenario] = [
+            f"{fmt(by_entry.at[e, 'mean'], by_entry.at[e, 'std'], scale)} (#{by_entry.at[e, 'rank']:.0f})"
+            if e in by_entry.index else "–"
+            for e in board["entry"]
+        ]
+    caption = (f"Methods ranked by {score} ({ARROW[METRICS[score].direction]}), mean ± std over seeds, rank per "
+               f"scenario in brackets, among all methods on that scenario; sorted by mean rank over the scenarios "
+               f"each method applies to. The retrain oracle is the reference, not ranked.")
+    return caption, shown
+
+
+# --- reported vs reproduced ---------------------------------------------------------------------------------------
+
+
+def comparison_display(table: pd.DataFrame, paper: dict, pairs: list[dict]) -> tuple[str, pd.DataFrame]:
+    """``reported.compare``'s table as printed (values in the reported unit), with a caption that counts the
+    verdicts and names the reported values (``paper``) that no rule matched (``pairs``: ``reported.match``'s)."""
+    shown = pd.DataFrame()
+    if len(table):
+        shown = table[["table", "row", "setting", "scenario", "method", "metric", "unit"]].copy()
+        shown["reported"] = [fmt(v, s, "reported") for v, s in zip(table["reported"], table["reported_spread"])]
+        shown["reproduced"] = [fmt(v, s, "reported") + (f" (n={n})" if n else "")
+                               for v, s, n in zip(table["reproduced"], table["reproduced_std"], table["n"])]
+        shown["difference"] = [fmt(v, scale="reported") for v in table["difference"]]
+        shown["verdict"] = table["verdict"]
+    matched = {id(p["record"]) for p in pairs}
+    outside = sorted({str(r["setting"].get("dataset")) for r in paper["values"] if id(r) not in matched})
+    counts = ", ".join(f"{n} {v}" for v, n in table["verdict"].value_counts().items()) if len(table) else "none"
+    caption = (f"Reported ({paper['paper']['title']}, arXiv {paper['paper']['arxiv']}) against reproduced, mean ± std "
+               f"over seeds in the reported unit; difference = reproduced − reported; agrees when within "
+               f"2·sqrt(reported spread² + our std²). Verdicts: {counts}. "
+               f"{len(paper['values']) - len(matched)} reported values have no counterpart in this grid (their data "
+               f"sets: {', '.join(outside) or 'none'}). "
+               f"Tables not transcribed: {'; '.join(u['table'] for u in paper.get('unknown', [])) or 'none'}.")
+    return caption, shown

@@ -87,6 +87,14 @@ CONFIG_CASES = {
     "batch_size 0": (lambda c: c["methods"]["finetune"].update(batch_size=0), r"method 'finetune': batch_size must be positive, got 0"),
     "lr true": (lambda c: c["methods"]["finetune"].update(lr=True), r"method 'finetune': lr must be a number, got True"),
     "epochs list": (lambda c: c["methods"]["finetune"].update(epochs=[2]), r"method 'finetune': epochs must be a number \(one value, not a list\)"),
+    "ssd alpha -1": (lambda c: (c["methods"].update(ssd={"alpha": -1}), c["experiments"]["e"]["methods"].append("ssd")),
+                     r"experiment 'e': method 'ssd': alpha must be positive, got -1"),
+    "mask magnitude": (lambda c: (c["methods"].update(fisher_masking={"mask": "magnitude"}),
+                                  c["experiments"]["e"]["methods"].append("fisher_masking")),
+                       r"method 'fisher_masking': unknown mask 'magnitude'; valid: fisher, random, gradient, activation"),
+    "mnemonic_code without codes": (lambda c: (c["methods"].update(mnemonic_code=None),
+                                               c["experiments"]["e"]["methods"].append("mnemonic_code")),
+                                    r"method 'mnemonic_code' needs the experiment's 'mnemonic'; set experiments.<exp>.mnemonic"),
     "seed bool": (lambda c: c.update(seeds=[True]), r"True is not of type 'integer'"),
     "threads 0": (lambda c: c.update(threads=0), r"0 is less than the minimum of 1"),
     "count 0": (lambda c: c["scenarios"]["r5"].update(count=0, fraction=None) or c["scenarios"]["r5"].pop("fraction"),
@@ -292,7 +300,8 @@ def snakemake(configfile, workdir, *args, timeout=900):
     return subprocess.run(snakemake_cmd(configfile, workdir, *args), cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
 
-@pytest.mark.parametrize("case", ["name ..", "nan fraction", "duplicate yaml key", "recipe text", "duplicate seeds"])
+@pytest.mark.parametrize("case", ["name ..", "nan fraction", "duplicate yaml key", "recipe text", "duplicate seeds",
+                                  "ssd alpha -1"])
 def test_planning_refuses_bad_configs_in_one_line(tmp_path, case):
     config = variant(CONFIG_CASES[case][0]) if case in CONFIG_CASES else copy.deepcopy(TINY)
     text = yaml.safe_dump(config)

@@ -10,6 +10,7 @@ from unlearnbench.checkpoint import build_model
 from unlearnbench.localize import STRATEGIES, localize, with_head
 from unlearnbench.methods import del_unlearning as del_module
 from unlearnbench.methods import run_method
+from unlearnbench.methods import task as task_module
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def test_reset_puts_the_initial_weights_into_the_mask_before_fine_tuning(origina
     def fake_fit(net, loader, recipe, *, params, after_step, **kw):
         seen.update(state={n: p.detach().clone() for n, p in net.named_parameters()}, params={id(p) for p in params}, recipe=recipe)
 
-    monkeypatch.setattr(del_module, "fit", fake_fit)
+    monkeypatch.setattr(task_module, "fit", fake_fit)  # what task.fit calls
     net = copy.deepcopy(model)
     run_method("del", net, task, {"epochs": 1, "lr": 0.01})
     for n, p in seen["state"].items():

@@ -160,7 +160,7 @@ def test_time_spent_inside_untimed_is_left_out_of_the_method_seconds(digits, tmp
 
     from unlearnbench.checkpoint import build_model, save_checkpoint
     from unlearnbench.data import save_dataset
-    from unlearnbench.methods import METHODS, SCENARIO_KINDS, register_method
+    from unlearnbench.methods import METHODS, register_method
     from unlearnbench.steps.unlearn import unlearn
     from unlearnbench.splits import make_split, save_split
 
@@ -184,7 +184,7 @@ def test_time_spent_inside_untimed_is_left_out_of_the_method_seconds(digits, tmp
                 {"method": "sleeps_half_untimed"}, model, {"epochs": 1}, scenario, 0, str(tmp_path / "m.pt"),
                 str(tmp_path / "run.json"), str(tmp_path / "logits.npz"), device="cpu")
     finally:
-        METHODS.pop("sleeps_half_untimed"), SCENARIO_KINDS.pop("sleeps_half_untimed")
+        METHODS.pop("sleeps_half_untimed")
     run = json.loads((tmp_path / "run.json").read_text())
     assert 0.3 <= run["seconds"] < 0.75  # the timed sleep only, not the 0.6 s inside untimed()
     assert 0.6 <= run["untimed_seconds"] < 1.0

@@ -7,9 +7,9 @@ from torch import nn
 from unlearnbench import UserError
 from unlearnbench.checkpoint import load_checkpoint, model_config
 from unlearnbench.data import get_spec, save_dataset, training_loader
-from unlearnbench.methods import Subset, UnlearnTask, mnemonic, run_method
-from unlearnbench.methods.mnemonic import shifts
-from unlearnbench.mnemonic_codes import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
+from unlearnbench.methods import Subset, UnlearnTask, mnemonic_code, run_method
+from unlearnbench.methods.mnemonic_code import shifts
+from unlearnbench.methods.mnemonic_code import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
 from unlearnbench.models import create_model
 from unlearnbench.steps.train import train_original
 from unlearnbench.train import Recipe, fit, predict_logits
@@ -130,7 +130,7 @@ def test_forgetting_needs_no_training_data_and_keeps_the_minus_sign_on_a_tie(dig
 
 def test_the_sign_with_the_better_code_score_is_kept(digits, monkeypatch):
     scores = iter([1.5, 0.5])  # + is scored first, then -
-    monkeypatch.setattr(mnemonic, "code_score", lambda *args: next(scores))
+    monkeypatch.setattr(mnemonic_code, "code_score", lambda *args: next(scores))
     model = create_model("resnet18", "digits", width=4)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     run_method("mnemonic_code", model, _task(digits, codes=make_codes(10, (1, 8, 8), seed=0), x_available=False), {})

@@ -127,10 +127,11 @@ def test_vit_b_16_original_starts_from_the_weights_file_and_records_it(tiny_vit,
 def test_vit_b_16_retrain_oracle_starts_from_the_pretrained_weights(tiny_vit, tmp_path, digits_spec, monkeypatch):
     from unlearnbench.checkpoint import load_checkpoint
     from unlearnbench.methods import Subset, UnlearnTask, baselines
+    from unlearnbench.methods import task as task_module
     from unlearnbench.train import Recipe
 
     ckpt = load_checkpoint(_train_original(tmp_path, tiny_vit["data"], tiny_vit["path"]))
-    monkeypatch.setattr(baselines, "fit", lambda model, *args, **kwargs: [])  # the weights it would start training from
+    monkeypatch.setattr(task_module, "fit", lambda model, *args, **kwargs: [])  # the weights it would start training from
     x, y = torch.rand(4, 1, 8, 8), torch.arange(4)
     task = UnlearnTask(forget=Subset(x[:1], y[:1]), retain=Subset(x[1:], y[1:]), spec=digits_spec,
                        recipe=Recipe(epochs=1, batch_size=2, lr=0.01), initial_state=ckpt["initial_state"],

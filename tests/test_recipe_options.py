@@ -11,6 +11,7 @@ from unlearnbench import UserError, train
 from unlearnbench.checkpoint import model_config
 from unlearnbench.data import save_dataset, training_loader
 from unlearnbench.methods import Subset, UnlearnTask, baselines
+from unlearnbench.methods import task as task_module
 from unlearnbench.steps import train as train_step
 from unlearnbench.train import Recipe, cross_entropy, lr_factor
 
@@ -60,7 +61,7 @@ def test_retrain_oracle_honours_augment_false(monkeypatch, digits, digits_spec):
         recipe=Recipe(epochs=2, batch_size=64, lr=0.05, augment=False), initial_state=None,
         model_config=model_config("resnet18", "digits", {"width": 4}),
     )
-    seen = seen_images(monkeypatch, baselines, lambda: baselines.retrain(None, task))
+    seen = seen_images(monkeypatch, task_module, lambda: baselines.retrain(None, task))
     assert len(seen) == 2 * (len(retain) // 64) * 64
     assert all_unaugmented(seen, retain.x)
 
@@ -109,10 +110,9 @@ def test_from_dict_round_trips_the_new_keys():
 
 
 def test_methods_recipes_drop_the_originals_floor(digits_spec):
-    """A method's recipe (``baselines._recipe``) keeps its own schedule: the original's floor does not leak into it."""
+    """A method's recipe (``task.recipe(...)``) keeps its own schedule: the original's floor does not leak into it."""
     original = Recipe(epochs=30, lr=0.1, weight_decay=0.0, schedule="cosine", augment=False, min_lr=0.001)
     task = UnlearnTask(forget=None, retain=None, spec=digits_spec, recipe=original, initial_state=None, model_config={})
-    constant = baselines._recipe(task, 3, 0.01, None, "constant")
-    constant.check()  # no "cosine schedule only" error
+    constant = task.recipe(epochs=3, lr=0.01, schedule="constant")  # validated: no "cosine schedule only" error
     assert constant.min_lr == 0.0
-    assert baselines._recipe(task, 3, 0.01, None, min_lr=1e-4).min_lr == 1e-4
+    assert task.recipe(epochs=3, lr=0.01, min_lr=1e-4).min_lr == 1e-4

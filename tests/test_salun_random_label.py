@@ -8,7 +8,7 @@ from tiny_digits_task import accuracies, trained_task, unchanged_outside
 from unlearnbench import UserError
 from unlearnbench.localize import localize
 from unlearnbench.methods import Subset, run_method
-from unlearnbench.methods.random_label import random_labels, relabelled_union
+from unlearnbench.methods.relabel import random_labels, relabelled_union
 
 
 @pytest.fixture(scope="module")

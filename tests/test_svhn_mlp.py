@@ -10,7 +10,7 @@ from unlearnbench.checkpoint import build_model, model_config
 from unlearnbench.config import check_config
 from unlearnbench.data import DIGITS, get_spec, prepare_dataset, training_loader
 from unlearnbench.methods import Subset, UnlearnTask, run_method
-from unlearnbench.mnemonic_codes import code_pixels, make_codes, mnemonic_loss
+from unlearnbench.methods.mnemonic_code import code_pixels, make_codes, mnemonic_loss
 from unlearnbench.models import create_model
 from unlearnbench.train import Recipe, fit, predict_logits, set_seed
 

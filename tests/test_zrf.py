@@ -51,6 +51,7 @@ def test_the_metrics_incompetent_teacher_is_bad_teachers(digits, tmp_path, monke
     from unlearnbench.data import get_spec, save_dataset
     from unlearnbench.methods import Subset, UnlearnTask, run_method
     from unlearnbench.methods import bad_teacher as bad_teacher_module
+    from unlearnbench.methods import task as task_module
     from unlearnbench.steps.references import incompetent_logits
     from unlearnbench.train import Recipe, predict_logits
 
@@ -64,7 +65,7 @@ def test_the_metrics_incompetent_teacher_is_bad_teachers(digits, tmp_path, monke
     teachers = []
     draw = bad_teacher_module.incompetent_teacher
     monkeypatch.setattr(bad_teacher_module, "incompetent_teacher", lambda *a: teachers.append(draw(*a)) or teachers[-1])
-    monkeypatch.setattr(bad_teacher_module, "fit", lambda *a, **k: None)  # the teacher is all this test needs
+    monkeypatch.setattr(task_module, "fit", lambda *a, **k: None)  # the teacher is all this test needs
     forget = data["train_y"] == 3
     task = UnlearnTask(
         forget=Subset(data["train_x"][forget], data["train_y"][forget]),

@@ -1,23 +1,22 @@
-"""Checks of a workflow config beyond its JSON schema: every name it uses must exist.
+"""Checks of a workflow config beyond its JSON schema: every name it uses must exist, every value must fit.
 
 The schema (``workflow/schemas/config.schema.yaml``) catches typos in keys and wrong types; this catches unknown
-data sets, models, model options, classes, scenarios, methods, hyperparameters and metrics, before any job runs.
+data sets, models, model options, classes, scenarios, methods, hyperparameters (names, values, options, ranges and
+what a method needs from its experiment) and metrics, before any job runs. It imports no torch (``catalog``).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import re
 from pathlib import Path
 
 from . import UserError
-from .data import get_spec
-from .methods import check_hyperparameters, get_method
+from .catalog import check_model_options, method_entry
+from .datasets import get_spec
 from .metrics import METRICS
-from .models import MODELS
+from .recipe import Recipe
 from .splits import check_scenario
-from .train import Recipe
 from .values import check_value, duplicates, non_finite
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a folder name: no '..', no hidden folder, no spaces
@@ -186,16 +185,7 @@ def check_config(config: dict) -> None:
         if exp["dataset"] not in config["datasets"]:
             raise UserError(f"{where} uses data set {exp['dataset']!r}, not defined under 'datasets': {', '.join(config['datasets'])}")
         dataset = config["datasets"][exp["dataset"]].get("name", exp["dataset"])
-        model = exp["model"]
-        if model["name"] not in MODELS:
-            raise UserError(f"{where}: unknown model {model['name']!r}; valid models: {', '.join(MODELS)}")
-        valid = list(inspect.signature(MODELS[model["name"]]).parameters)[1:]
-        unknown = sorted(set(model.get("options", {})) - set(valid))
-        if unknown:
-            raise UserError(f"{where}: model {model['name']!r} has no option(s) {unknown}; valid: {', '.join(valid)}")
-        params = inspect.signature(MODELS[model["name"]]).parameters
-        for key, value in model.get("options", {}).items():
-            check_value(f"{where} model", key, value, params[key].default, nullable="None" in str(params[key].annotation))
+        check_model_options(where, exp["model"]["name"], exp["model"].get("options", {}))
         check_recipe(where, exp["train"])
         for scenario in scenarios_of(exp):
             if scenario not in config["scenarios"]:
@@ -203,8 +193,9 @@ def check_config(config: dict) -> None:
             check_scenario(config["scenarios"][scenario], dataset, config["datasets"][exp["dataset"]])
         for name in dict.fromkeys(m for group in run_groups(exp) for m in group["methods"]):
             entry = method_config(config, name)
-            get_method(entry["method"])
-            check_hyperparameters(entry["method"], {k: v for k, v in entry.items() if k != "method"})
+            hparams = {k: v for k, v in entry.items() if k != "method"}
+            label = f"{where}: method {name!r}" + (f" ({entry['method']})" if entry["method"] != name else "")
+            method_entry(entry["method"]).check(hparams, context=exp, where=label)
     unknown = [m for m in config["metrics"] if m not in METRICS]
     if unknown:
         raise UserError(f"unknown metric(s) {unknown}; valid metrics: {', '.join(METRICS)}")

@@ -25,7 +25,7 @@ FACTOR = {"%": 100.0, "fraction": 1.0, "s": 1.0}
 
 def scenario_setting(scenario: dict, dataset: str) -> dict:
     """Our scenario in the reported files' terms: class indices instead of names (see the module docstring)."""
-    from .data import get_spec
+    from .datasets import get_spec
     from .splits import class_index
 
     spec = get_spec(dataset)

@@ -22,10 +22,9 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import numpy as np
-import torch
 
 from . import UserError
-from .data import get_spec
+from .datasets import get_spec
 
 KINDS = ("full_class", "sub_class", "random")
 
@@ -136,6 +135,8 @@ def load_index_file(path: str | Path, *, name: str | None = None) -> np.ndarray:
 
 def listed_indices(path: str, n_train: int) -> torch.Tensor:
     """The forget set of an index file, checked to be unique indices inside a training set of ``n_train``."""
+    import torch  # here, not at the top: planning reads this module without torch
+
     indices = load_index_file(path)
     if len(indices) == 0:
         raise UserError(f"index file {path} is empty; a forget set needs at least one training-set index")
@@ -155,6 +156,8 @@ def drawn_indices(scenario: dict, train_y: torch.Tensor, chosen: torch.Tensor, s
     """A seeded draw of ``count`` (or ``fraction`` of the training set) samples, from ``chosen`` classes if any;
     with ``class_balanced``, the same number from each class of the pool (the first ``count mod k`` classes one
     more), as NatMU's forget sets are drawn."""
+    import torch  # here, not at the top: planning reads this module without torch
+
     pool = torch.nonzero(torch.isin(train_y, chosen) if len(chosen) else torch.ones_like(train_y, dtype=torch.bool))
     pool = pool.flatten()
     count = scenario["count"] if "count" in scenario else round(scenario["fraction"] * len(train_y))
@@ -179,6 +182,8 @@ def drawn_indices(scenario: dict, train_y: torch.Tensor, chosen: torch.Tensor, s
 
 def make_split(scenario: dict, data: dict, *, seed: int) -> dict[str, torch.Tensor]:
     """Forget/retain indices of the training set and forgotten/remaining indices of the test set."""
+    import torch  # here, not at the top: planning reads this module without torch
+
     classes = data["classes"]
     train_y, test_y = data["train_y"], data["test_y"]
     kind = scenario["kind"]
@@ -226,3 +231,16 @@ def load_split(path: str | Path) -> dict[str, np.ndarray]:
     from .io import load_npz
 
     return load_npz(path, "split file", ("forget", "retain", "test_forget", "test_retain"))
+
+
+def rank_within_class(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """For each entry, how many entries of the same label come before it (in a random order with ``generator``)."""
+    import torch
+
+    order = torch.randperm(len(labels), generator=generator) if generator is not None else torch.arange(len(labels))
+    order = order[torch.argsort(labels[order], stable=True)]
+    sorted_labels = labels[order]
+    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
+    ranks = torch.empty_like(labels)
+    ranks[order] = torch.arange(len(labels)) - first
+    return ranks

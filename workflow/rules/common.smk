@@ -7,7 +7,7 @@ from unlearnbench import UserError
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys, method_config
 from unlearnbench.config import pairings, scenarios_of
 from unlearnbench.io import provenance
-from unlearnbench.methods import supports
+from unlearnbench.catalog import supports
 from unlearnbench.steps import check_step
 
 try:

@@ -3,21 +3,28 @@
 The student (the original model) is distilled, with temperature ``T``, towards an incompetent teacher (randomly
 initialised) on the forget samples and towards the competent teacher (the original model) on a random subset of
 the retain samples (Eq. 3-4): ``KL(t(x) || s(x))`` with ``t`` the incompetent teacher's softened output where the
-sample is to be forgotten and the competent teacher's elsewhere.
+sample is to be forgotten and the competent teacher's elsewhere. arXiv 2205.08096; the defaults follow the SSD
+repository's run. Deviations: docs/deviations.md, "Bad Teacher, UNSIR, l1-sparse".
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .. import UserError
 from ..checkpoint import build_model
-from ..data import InMemoryLoader
-from ..train import fit, predict_logits, set_seed
-from . import UnlearnTask, register_method
-from .baselines import _recipe, reinit_head as reinit_natmu_head
+from ..train import predict_logits
+from ..values import Fraction, NonNegative, Positive, PositiveInt
+from .registry import Paper, register_method
+from .relabel import reinit_head as reinit_natmu_head
+from .task import Subset, UnlearnTask
+
+BAD_TEACHER = Paper("Chundawat et al., AAAI 2023", "Can Bad Teaching Induce Forgetting? Unlearning in Deep Networks "
+                    "using an Incompetent Teacher", arxiv="2205.08096",
+                    implements="distillation from the incompetent and the competent teacher (Eq. 3-4)")
 
 
 INCOMPETENT_SEED_OFFSET = 1_000_000  # the incompetent teacher of seed s is drawn with seed s + this offset
@@ -32,31 +39,26 @@ def incompetent_teacher(model_config: dict, seed: int) -> nn.Module:
         return build_model(model_config)
 
 
-@register_method
+@register_method(paper=BAD_TEACHER)
 def bad_teacher(
     model: nn.Module,
     task: UnlearnTask,
     *,
-    epochs: float = 1,
-    lr: float = 1e-4,
-    temperature: float = 1.0,
-    retain_fraction: float = 0.3,
-    batch_size: int = 256,
-    weight_decay: float = 0.0,
-    schedule: str = "constant",
+    epochs: Positive = 1,
+    lr: Positive = 1e-4,
+    temperature: Positive = 1.0,
+    retain_fraction: Fraction = 0.3,
+    batch_size: PositiveInt = 256,
+    weight_decay: NonNegative = 0.0,
+    schedule: Literal["multistep", "cosine", "constant"] = "constant",
     reinit_head: bool = False,
 ) -> nn.Module:
     """Defaults: the SSD repository's blindspot run (1 epoch, Adam lr 1e-4, T = 1, 30 % of the retain set,
     batch 256, no augmentation). NatMU's baseline: ``retain_fraction: 1.0``, 5 epochs, batch 128, ``schedule: cosine``
     and its per-setting lr / weight decay / temperature; ``reinit_head`` (NatMU's ``-i``, its full-class script) gives
     the student a fresh classifier head after the competent teacher's outputs are taken from the original."""
-    if not 0 < retain_fraction <= 1:
-        raise UserError(f"bad_teacher: retain_fraction {retain_fraction} is not in (0, 1]; the paper uses 0.3")
-    if not temperature > 0:
-        raise UserError(f"bad_teacher: temperature {temperature} must be positive; the paper uses 1")
-    recipe = _recipe(task, epochs, lr, batch_size, schedule, optimizer="adamw", weight_decay=weight_decay)
-    recipe.check()
-    set_seed(task.seed)
+    recipe = task.recipe(epochs=epochs, lr=lr, batch_size=batch_size, schedule=schedule, optimizer="adamw",
+                         weight_decay=weight_decay)
     incompetent = incompetent_teacher(task.model_config, task.seed)
     generator = torch.Generator().manual_seed(task.seed)
     keep = torch.randperm(len(task.retain), generator=generator)[: max(1, round(retain_fraction * len(task.retain)))]
@@ -71,10 +73,10 @@ def bad_teacher(
     if reinit_head:
         reinit_natmu_head(model)  # drawn after the seeded incompetent teacher
     x = torch.cat([task.forget.x.cpu(), retain_x.cpu()])
-    loader = InMemoryLoader(x, targets, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device)
+    loader = task.loader(Subset(x, targets), batch_size, augment=False)
 
     def loss(m: nn.Module, xb: torch.Tensor, teacher: torch.Tensor) -> torch.Tensor:
         return F.kl_div(F.log_softmax(m(xb) / temperature, dim=1), teacher, reduction="batchmean")
 
-    fit(model, loader, recipe, loss_fn=loss, compile=task.compile, desc="bad teacher")
+    task.fit(model, loader, recipe, loss_fn=loss, desc="bad teacher")
     return model

@@ -4,23 +4,28 @@ their initial values and fine-tune them, with the classifier head, on the retain
 The same method runs the paper's localization comparisons: ``localization`` picks the mask (DEL's, SalUn's,
 random, deepest, shallowest, or the criterion x granularity ablations; see ``unlearnbench.localize``) at the same
 ``budget``, and ``unlearn`` picks what happens inside it (``reset_finetune`` or ``random_label``).
+
+arXiv 2412.02432; official code: reihaneh-torkzadehmahani/DEL-Unlearning. Deviations: docs/deviations.md, "DEL".
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
 
 from .. import UserError
 from ..checkpoint import build_model
-from ..localize import STRATEGIES, localize, reset, restrict_training, with_head
-from ..train import fit, set_seed
-from . import UnlearnTask, register_method
-from .baselines import _recipe
-from .random_label import check_labels, train_on_random_labels
+from ..localize import localize, reset, restrict_training, with_head
+from ..values import Fraction, NonNegative, Positive, PositiveInt
+from .registry import Paper, register_method
+from .relabel import train_on_random_labels
+from .task import UnlearnTask
 
-UNLEARN = ("reset_finetune", "random_label")
-RESET_TO = ("initial", "fresh")
+DEL = Paper("Torkzadehmahani et al., TMLR 2025", "Improved Localized Machine Unlearning Through the Lens of "
+            "Memorization", arxiv="2412.02432", code="reihaneh-torkzadehmahani/DEL-Unlearning",
+            implements="channel-criticality localization, reset to initial values, fine-tuning (the official code)")
 
 
 def reset_values(task: UnlearnTask, reset_to: str) -> dict[str, torch.Tensor]:
@@ -37,20 +42,16 @@ def reset_values(task: UnlearnTask, reset_to: str) -> dict[str, torch.Tensor]:
         return build_model(task.model_config).state_dict()
 
 
-def check_options(localization: str, unlearn: str, reset_to: str, labels: str, top_fraction: float | None) -> None:
-    for value, valid, what in ((localization, STRATEGIES, "localization"), (unlearn, UNLEARN, "unlearn"), (reset_to, RESET_TO, "reset_to")):
-        if value not in valid:
-            raise UserError(f"del: unknown {what} {value!r}; valid: {', '.join(valid)}")
-    check_labels(labels)
-    if top_fraction is not None and not 0 < top_fraction <= 1:
-        raise UserError(f"del: top_fraction must be in (0, 1] or null (plain channel mean), got {top_fraction}")
-
-
-@register_method(name="del")
+@register_method(name="del", paper=DEL)
 def del_unlearning(
-    model: nn.Module, task: UnlearnTask, *, localization: str = "del", budget: float = 0.3, top_fraction: float | None = 0.1,
-    unlearn: str = "reset_finetune", reset_to: str = "initial", labels: str = "any", epochs: float = 30, lr: float = 0.015,
-    momentum: float = 0.9, weight_decay: float = 0.0, augment: bool = False, batch_size: int | None = None,
+    model: nn.Module, task: UnlearnTask, *,
+    localization: Literal["del", "salun", "grad_channel", "weighted_grad_param", "random", "deepest",
+                          "shallowest"] = "del",
+    budget: Fraction = 0.3, top_fraction: Fraction | None = 0.1,
+    unlearn: Literal["reset_finetune", "random_label"] = "reset_finetune",
+    reset_to: Literal["initial", "fresh"] = "initial", labels: Literal["other", "any"] = "any", epochs: Positive = 30,
+    lr: Positive = 0.015, momentum: NonNegative = 0.9, weight_decay: NonNegative = 0.0, augment: bool = False,
+    batch_size: PositiveInt | None = None,
 ) -> nn.Module:
     """DEL: mask ``m`` = top-``budget`` channel criticality ``|theta * sum grad CE|`` on the forget set (``h`` =
     ``floor(top_fraction * C_out)``), ``theta <- theta (1 - m) + theta_0 m``, then fine-tuning of the masked
@@ -60,16 +61,14 @@ def del_unlearning(
     ``unlearn: random_label`` skips the reset and trains the masked entries (not the whole head) on the retain set
     plus the forget set with random ``labels``, cosine to 0.5·lr, as the official relabeling branch does.
     """
-    check_options(localization, unlearn, reset_to, labels, top_fraction)
     floor = 0.5 if unlearn == "random_label" else 0.01  # the official CosineAnnealingLR(eta_min=floor * lr)
-    recipe = _recipe(task, epochs, lr, batch_size, optimizer="sgd", momentum=momentum, weight_decay=weight_decay, min_lr=floor * lr)
-    recipe.check()
+    recipe = task.recipe(epochs=epochs, lr=lr, batch_size=batch_size, optimizer="sgd", momentum=momentum,
+                         weight_decay=weight_decay, min_lr=floor * lr)
     mask = localize(model, task.forget.x, task.forget.y, localization, budget, top_fraction=top_fraction, seed=task.seed)
     if unlearn == "random_label":
         return train_on_random_labels(model, task, recipe, labels=labels, augment=augment, mask=mask, desc=f"{localization}+RL")
     reset(model, mask, reset_values(task, reset_to))
     params, after_step = restrict_training(model, with_head(model, mask))
-    set_seed(task.seed)
-    fit(model, task.loader(task.retain, recipe.batch_size, augment=augment), recipe, params=params, after_step=after_step,
-        compile=task.compile, desc=f"{localization}+reset+finetune")
+    task.fit(model, task.loader(task.retain, recipe.batch_size, augment=augment), recipe, params=params,
+             after_step=after_step, desc=f"{localization}+reset+finetune")
     return model

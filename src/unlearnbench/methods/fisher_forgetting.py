@@ -7,9 +7,14 @@ not pin down are scrambled.
     var    = alpha * min(1 / (F_r + 1e-8), 1e3)   (cap 1e2 on the classifier), averaged over dim 1 of matrices
     mu     = theta, except that for class forgetting the classifier rows of the forgotten classes get mu = 0
              and var = 1e-4; then var *= 10 on the classifier and on every 1-D parameter (BatchNorm, biases).
+
+arXiv 1911.04933 (the noise as in their released code). Deviations: docs/deviations.md,
+"Fisher forgetting".
 """
 
 from __future__ import annotations
+
+from typing import Literal
 
 import torch
 from torch import nn
@@ -17,9 +22,13 @@ from torch import nn
 from .. import UserError
 from ..importance import fisher_diagonal
 from ..splits import class_index
-from . import UnlearnTask, register_method
+from ..values import Positive, PositiveInt
+from .registry import Paper, register_method
+from .task import UnlearnTask
 
-ESTIMATORS = ("per_sample", "batch_mean")
+FISHER_FORGETTING = Paper("Golatkar et al., CVPR 2020", "Eternal Sunshine of the Spotless Net: Selective Forgetting in "
+                          "Deep Networks", arxiv="1911.04933", code="AdityaGolatkar/SelectiveForgetting",
+                          implements="Fisher-scaled Gaussian noise on the weights (the released code)")
 
 
 def noise_scale(
@@ -48,9 +57,10 @@ def _add_noise(model: nn.Module, fisher: dict[str, torch.Tensor], alpha: float, 
         p.copy_(mu + var.sqrt() * noise)
 
 
-@register_method
+@register_method(paper=FISHER_FORGETTING)
 def fisher_forgetting(
-    model: nn.Module, task: UnlearnTask, *, alpha: float = 1e-6, estimator: str = "per_sample", batch_size: int = 128,
+    model: nn.Module, task: UnlearnTask, *, alpha: Positive = 1e-6,
+    estimator: Literal["per_sample", "batch_mean"] = "per_sample", batch_size: PositiveInt = 128,
     forget_class_rows: bool = True,
 ) -> nn.Module:
     """Fisher forgetting with the Fisher of the retain set (labels drawn from the model's predictions).
@@ -60,10 +70,6 @@ def fisher_forgetting(
     classifier rows as Golatkar's code does (no effect in other scenarios; the copy in SSD's random-forgetting script has
     no such step).
     """
-    if not alpha > 0:
-        raise UserError(f"fisher_forgetting: alpha must be positive (got {alpha}); the reference value is 1e-6")
-    if estimator not in ESTIMATORS:
-        raise UserError(f"fisher_forgetting: unknown estimator {estimator!r}; valid: {', '.join(ESTIMATORS)}")
     if len(task.forget) == 0:
         raise UserError("fisher_forgetting: the forget set is empty, so there is nothing to forget; check the scenario")
     batches = task.loader(task.retain, batch_size, shuffle=False, augment=False)

@@ -6,24 +6,28 @@ one global ranking, then optionally fine-tune on the remain set. Conv weights ar
 slice (the Fisher averaged over the kh x kw kernel), linear weights per element; biases and norm layers are never
 masked. The paper's comparison masks with the same budget are the ``mask`` option (random, gradient magnitude,
 activation). The accuracy-vs-epoch curves are recorded on the test split, as the official code's, outside the
-method's timed wall time.
+method's timed wall time. Official code: Yufang-Liu/fisher_unlearning. Deviations: docs/deviations.md, "Fisher
+masking".
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from typing import Annotated, Literal
 
 import torch
 from torch import nn
 
 from .. import UserError
 from ..importance import batch_gradient_importance, cross_entropy, fisher_diagonal
-from ..train import fit, predict_logits, set_seed
-from . import Subset, UnlearnTask, register_method
-from .baselines import _recipe
+from ..train import predict_logits
+from ..values import Interval, NonNegative, Positive, PositiveInt
+from .registry import Paper, register_method
+from .task import Subset, UnlearnTask
 
-MASKS = ("fisher", "random", "gradient", "activation")
+FISHER_MASKING = Paper("Liu et al., arXiv 2023", "Unlearning with Fisher Masking", arxiv="2310.05331",
+                       code="Yufang-Liu/fisher_unlearning",
+                       implements="F_f - F_r connection scores, global top-rho masking, optional fine-tuning")
 
 
 def maskable_weights(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -118,19 +122,19 @@ def accuracy(model: nn.Module, subset: Subset, device) -> float:
     return (predict_logits(model, subset.x, device=device).argmax(1) == subset.y).float().mean().item()
 
 
-@register_method
+@register_method(paper=FISHER_MASKING)
 def fisher_masking(
     model: nn.Module,
     task: UnlearnTask,
     *,
-    rho: float = 0.02,
-    mask: str = "fisher",
+    rho: Annotated[float, Interval(0, 1, closed="neither")] = 0.02,
+    mask: Literal["fisher", "random", "gradient", "activation"] = "fisher",
     use_remain: bool = True,
     activation_after_bn: bool = True,
-    fisher_batch_size: int = 128,
-    finetune_epochs: float = 0,
-    lr: float = 0.1,
-    batch_size: int | None = None,
+    fisher_batch_size: PositiveInt = 128,
+    finetune_epochs: NonNegative = 0,
+    lr: Positive = 0.1,
+    batch_size: PositiveInt | None = None,
 ) -> nn.Module:
     """Zero the top-``rho`` connections by ``F_f - F_r``, then fine-tune on the remain set for ``finetune_epochs``.
 
@@ -148,13 +152,6 @@ def fisher_masking(
     the task has those splits, the latter only where it is not empty), and the accuracy on D_f (``forget_acc``),
     all inside ``task.untimed()``.
     """
-    if not 0 < rho < 1:
-        raise UserError(f"fisher_masking: rho must lie in (0, 1), got {rho}; 0.02 is the paper's CIFAR value")
-    if mask not in MASKS:
-        raise UserError(f"fisher_masking: unknown mask {mask!r}; valid: {', '.join(MASKS)}")
-    if fisher_batch_size < 1:
-        raise UserError(f"fisher_masking: fisher_batch_size must be at least 1, got {fisher_batch_size}")
-    set_seed(task.seed)
     device, weights = task.device, maskable_weights(model)
     bs = task.recipe.batch_size if batch_size is None else batch_size
 
@@ -194,7 +191,9 @@ def fisher_masking(
 
     record(0, model)
     if finetune_epochs > 0:
-        recipe = replace(_recipe(task, finetune_epochs, lr, batch_size, "multistep"), milestones=[0.5 * finetune_epochs, 0.75 * finetune_epochs])
-        fit(model, task.loader(task.retain, bs, augment=False), recipe, on_epoch_end=record, compile=task.compile, desc="fisher masking")
+        recipe = task.recipe(epochs=finetune_epochs, lr=lr, batch_size=batch_size, schedule="multistep",
+                             milestones=[0.5 * finetune_epochs, 0.75 * finetune_epochs])
+        task.fit(model, task.loader(task.retain, bs, augment=False), recipe, on_epoch_end=record,
+                 desc="fisher masking")
     task.record["history"] = history
     return model

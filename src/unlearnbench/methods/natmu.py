@@ -3,20 +3,28 @@
 Each forget image is blended in pixel space with one retain image of each of its four most confusable other
 classes, through four triangular masks; each hybrid carries its retain image's true label. Fine-tuning on the retain
 set plus the hybrids (AdamW, per-step cosine decay to 0) makes the model use the injected retain information and
-suppress the forget information. For full-class forgetting the head is re-initialised first.
+suppress the forget information. For full-class forgetting the head is re-initialised first. Official code:
+ZhengbaoHe/NatMU. Deviations: docs/deviations.md, "NatMU".
 """
 
 from __future__ import annotations
+
+from typing import Annotated
 
 import torch
 from torch import nn
 
 from .. import UserError
-from ..data import InMemoryLoader, to_float
-from ..train import fit, predict_logits, set_seed
-from . import UnlearnTask, register_method
-from .baselines import _recipe, reinit_head as reinit_natmu_head
+from ..data import to_float
+from ..splits import rank_within_class
+from ..train import predict_logits
+from ..values import Interval, NonNegative, Positive, PositiveInt
+from .registry import Paper, register_method
+from .relabel import reinit_head as reinit_natmu_head
+from .task import Subset, UnlearnTask
 
+NATMU = Paper("He et al., TPAMI 2025", "Towards Natural Machine Unlearning", arxiv="2405.15495", code="ZhengbaoHe/NatMU",
+              implements="hybrid forget/retain samples through four triangular masks, fine-tuning (the official code)")
 N_HYBRIDS = 4  # one hybrid per mask
 
 
@@ -82,17 +90,6 @@ def draw_partners(classes: torch.Tensor, retain_y: torch.Tensor, generator: torc
     return by_class[starts[flat] + rank_within_class(flat)].view_as(classes)
 
 
-def rank_within_class(labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """For each entry, how many entries of the same label come before it (in a random order with ``generator``)."""
-    order = torch.randperm(len(labels), generator=generator) if generator is not None else torch.arange(len(labels))
-    order = order[torch.argsort(labels[order], stable=True)]
-    sorted_labels = labels[order]
-    first = torch.searchsorted(sorted_labels, sorted_labels, right=False)
-    ranks = torch.empty_like(labels)
-    ranks[order] = torch.arange(len(labels)) - first
-    return ranks
-
-
 def make_hybrids(forget_x: torch.Tensor, partner_x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
     """``M_k * x_f + (1 - M_k) * x_r`` in [0, 1] pixels: forget ``[n, C, H, W]``, partners ``[n, 4, C, H, W]``;
     returns ``[4n, C, H, W]`` with the hybrids of each forget sample consecutive."""
@@ -111,16 +108,16 @@ def natmu_hybrids(model: nn.Module, task: UnlearnTask, delta: float, generator: 
     return hybrids, retain_y[partners.flatten()], partners
 
 
-@register_method
+@register_method(paper=NATMU)
 def natmu(
     model: nn.Module,
     task: UnlearnTask,
     *,
-    epochs: float = 5,
-    lr: float = 2.8e-4,
-    weight_decay: float = 0.0,
-    delta: float = -0.053,
-    batch_size: int = 128,
+    epochs: Positive = 5,
+    lr: Positive = 2.8e-4,
+    weight_decay: NonNegative = 0.0,
+    delta: Annotated[float, Interval(-1, 1, closed="neither")] = -0.053,  # -1 or 1: masks all 0 or all 1, no blend
+    batch_size: PositiveInt = 128,
     reinit_head: bool | None = None,
     augment: bool = True,
 ) -> nn.Module:
@@ -128,15 +125,10 @@ def natmu(
     are in docs/deviations.md. ``reinit_head`` (default: only for full-class scenarios) redraws ``model.head``'s
     weight as ``xavier_normal_(gain=calculate_gain('relu'))`` after the classes are chosen. ``augment`` crops and
     flips the retain images (the official code does); the hybrids are never augmented."""
-    if not -1 < delta < 1:
-        raise UserError(f"natmu: delta {delta} leaves no blend (masks all 0 or all 1); choose -1 < delta < 1, e.g. -0.053")
     num_classes = task.spec.num_classes
     if num_classes <= N_HYBRIDS:
         raise UserError(f"natmu needs at least {N_HYBRIDS + 1} classes (one own, {N_HYBRIDS} partners); {task.spec.name} has {num_classes}")
-    recipe = _recipe(task, epochs, lr, batch_size, optimizer="adamw", weight_decay=weight_decay)
-    recipe.check()
-    set_seed(task.seed)
-
+    recipe = task.recipe(epochs=epochs, lr=lr, batch_size=batch_size, optimizer="adamw", weight_decay=weight_decay)
     hybrids, hybrid_y, _ = natmu_hybrids(model, task, delta, torch.Generator().manual_seed(task.seed))
     if reinit_head is None:
         reinit_head = task.scenario.get("kind") == "full_class"
@@ -145,9 +137,6 @@ def natmu(
     x = torch.cat([to_float(task.retain.x.cpu()), hybrids])
     y = torch.cat([task.retain.y.cpu(), hybrid_y])
     retain_only = torch.arange(len(x)) < len(task.retain)  # the hybrids are never augmented
-    loader = InMemoryLoader(
-        x, y, batch_size=batch_size, shuffle=True, drop_last=True, seed=task.seed, device=task.device,
-        crop_padding=task.spec.crop_padding if augment else 0, flip=task.spec.flip and augment, augment_mask=retain_only,
-    )
-    fit(model, loader, recipe, compile=task.compile, desc="natmu")
+    task.fit(model, task.loader(Subset(x, y), batch_size, augment=augment, augment_mask=retain_only), recipe,
+             desc="natmu")
     return model

@@ -33,7 +33,7 @@ INCOMPETENT_SEED_OFFSET = 1_000_000  # the incompetent teacher of seed s is draw
 def incompetent_teacher(model_config: dict, seed: int) -> nn.Module:
     """The incompetent teacher of run seed ``seed``: a freshly initialised model of the experiment, drawn with its
     own seed (independent of the original's initial weights, as the official code's second draw is) and without
-    touching the global generator. Bad Teacher distils from it and ZRF compares with it (``oracles``)."""
+    touching the global generator. Bad Teacher distils from it and ZRF compares with it (``references``)."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed + INCOMPETENT_SEED_OFFSET)
         return build_model(model_config)

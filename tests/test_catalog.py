@@ -118,7 +118,7 @@ def task(digits, digits_spec):
     x, y = digits["train_x"][:200], digits["train_y"][:200]
     return UnlearnTask(forget=Subset(x[:40], y[:40]), retain=Subset(x[40:], y[40:]), spec=digits_spec,
                        recipe=Recipe(epochs=12, lr=0.05, schedule="multistep", milestones=[6], warmup_epochs=1,
-                                     weight_decay=1e-4, momentum=0.8),
+                                     weight_decay=1e-4, momentum=0.8, lookahead=5, norm_bias_lr_scale=64.0),
                        initial_state=None, model_config={}, seed=3)
 
 
@@ -126,6 +126,7 @@ def test_task_recipe_derives_a_validated_method_recipe(task):
     derived = task.recipe(epochs=2, lr=0.01)
     assert (derived.epochs, derived.lr, derived.batch_size, derived.schedule) == (2, 0.01, 128, "cosine")
     assert (derived.milestones, derived.warmup_epochs, derived.min_lr) == ([], 0.0, 0.0)  # the method's schedule
+    assert (derived.lookahead, derived.norm_bias_lr_scale) == (0, 1.0)  # the original's training tricks stay there
     assert (derived.momentum, derived.weight_decay) == (0.8, 1e-4)  # the original's optimiser
     assert task.recipe.epochs == 12 and task.recipe.milestones == [6]  # the original is unchanged
     with pytest.raises(UserError, match="must be positive"):

@@ -103,7 +103,7 @@ def test_lfssd_by_hand_without_labels():
 @pytest.mark.parametrize("method", ["ssd", "lfssd"])
 @pytest.mark.parametrize(
     "hparams,message",
-    [({"alpha": 0.0}, "alpha and lambda_ must be positive"), ({"lambda_": -1.0}, "must be positive"),
+    [({"alpha": 0.0}, "alpha must be positive"), ({"lambda_": -1.0}, "must be positive"),
      ({"estimator": "exact"}, "unknown estimator")],
 )
 def test_bad_hyperparameters(method, hparams, message):

@@ -6,7 +6,7 @@ import time
 
 from ..checkpoint import build_model, model_config, save_checkpoint
 from ..data import get_spec, load_dataset, training_loader
-from ..mnemonic_codes import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
+from ..methods.mnemonic_code import code_pixels, make_codes, mnemonic_loss, mnemonic_settings
 from ..train import Recipe, fit, resolve_device, set_seed
 
 

@@ -116,7 +116,8 @@ def test_lookahead_with_zero_decay_is_plain_training(digits, digits_spec):
     def run(**extra):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
-        loader = training_loader(digits["train_x"][:256], digits["train_y"][:256], digits_spec, 64, seed=0, device="cpu")
+        loader = training_loader(digits["train_x"][:256], digits["train_y"][:256], digits_spec, 64, seed=0,
+                                 device="cpu")
         fit(model, loader, Recipe(epochs=2, lr=0.1, **extra))
         return model.state_dict()
 

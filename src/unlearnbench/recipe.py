@@ -66,8 +66,8 @@ class Recipe:
         if not (self.lr > 0 and self.epochs > 0 and self.batch_size > 0):
             raise UserError(f"lr, epochs and batch_size must be positive (got {self.lr}, {self.epochs}, {self.batch_size})")
         if self.min_lr and self.schedule not in ("cosine", "triangular"):
-            raise UserError(f"min_lr applies to the cosine and triangular schedules only (got schedule {self.schedule!r}); "
-                            "set schedule: cosine or drop min_lr")
+            raise UserError(f"min_lr applies to the cosine and triangular schedules only (got schedule "
+                            f"{self.schedule!r}); set schedule: cosine or drop min_lr")
         if not 0 <= self.min_lr < self.lr:
             raise UserError(f"min_lr must lie in [0, lr) (got min_lr {self.min_lr}, lr {self.lr})")
         if self.lookahead < 0 or int(self.lookahead) != self.lookahead:

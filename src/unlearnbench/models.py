@@ -16,12 +16,11 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.models import resnet as tv_resnet
-from torchvision.models import vision_transformer as tv_vit
 
 from . import UserError
 from .data import DatasetSpec, get_spec, to_float
 from .fastnet import FastNet
+from .resnet import cifar_resnet18  # torchvision's ResNet-18, without importing torchvision
 
 MODELS: dict[str, Callable[..., "ImageClassifier"]] = {}
 
@@ -78,23 +77,7 @@ def create_model(name: str, dataset: str, **kwargs) -> ImageClassifier:
 @register_model
 def resnet18(spec: DatasetSpec, width: int = 64) -> ImageClassifier:
     """ResNet-18, CIFAR variant: 3x3 stride-1 stem, no max-pool; ``width`` channels in the first stage (64 = full)."""
-    net = tv_resnet.ResNet(tv_resnet.BasicBlock, [2, 2, 2, 2], num_classes=spec.num_classes)
-    net.inplanes = width
-    net.conv1 = nn.Conv2d(spec.channels, width, kernel_size=3, stride=1, padding=1, bias=False)
-    net.bn1 = nn.BatchNorm2d(width)
-    net.maxpool = nn.Identity()
-    net.layer1 = net._make_layer(tv_resnet.BasicBlock, width, 2)
-    net.layer2 = net._make_layer(tv_resnet.BasicBlock, 2 * width, 2, stride=2)
-    net.layer3 = net._make_layer(tv_resnet.BasicBlock, 4 * width, 2, stride=2)
-    net.layer4 = net._make_layer(tv_resnet.BasicBlock, 8 * width, 2, stride=2)
-    net.fc = nn.Linear(8 * width, spec.num_classes)
-    for m in net.modules():  # torchvision's own initialisation, re-applied to the rebuilt layers
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-    return ImageClassifier(net, "fc", spec)
+    return ImageClassifier(cifar_resnet18(spec.channels, width, spec.num_classes), "fc", spec)
 
 
 @register_model
@@ -129,6 +112,8 @@ def vit_small(
     spec: DatasetSpec, patch_size: int = 4, depth: int = 6, dim: int = 256, heads: int = 8, mlp_dim: int = 512, dropout: float = 0.0
 ) -> ImageClassifier:
     """A small ViT trained from scratch at the data set's resolution (patch 4 on 32x32 gives 64 tokens)."""
+    from torchvision.models import vision_transformer as tv_vit  # imported by the builders that use it only
+
     if spec.size % patch_size:
         raise UserError(f"vit_small: patch_size {patch_size} does not divide the image size {spec.size}")
     net = tv_vit.VisionTransformer(
@@ -144,6 +129,8 @@ def vit_b_16(spec: DatasetSpec, weights: str = "imagenet") -> ImageClassifier:
     """torchvision's ViT-B/16 at 224x224 with a new head; ``weights``: ``imagenet`` (torchvision's
     ``IMAGENET1K_V1``: its cache, else a download), ``none`` or a local .pth path. ``model.pretrained`` records
     what was loaded (``pretrained_record``)."""
+    from torchvision.models import vision_transformer as tv_vit
+
     net = tv_vit.vit_b_16()
     record = None
     if weights != "none":
@@ -170,6 +157,8 @@ def pretrained_record(path: str | Path) -> dict:
 
 def _vit_b_16_state(weights: str) -> tuple[dict, dict]:
     """The ImageNet state dict of ViT-B/16 and its ``pretrained_record``; every failure is one line."""
+    from torchvision.models import vision_transformer as tv_vit
+
     enum = tv_vit.ViT_B_16_Weights.IMAGENET1K_V1
     file_name = enum.url.rsplit("/", 1)[-1]
     if weights != "imagenet":

@@ -204,14 +204,28 @@ def _check_finite(first_bad: torch.Tensor, desc: str) -> None:
         raise FloatingPointError(f"{desc}: loss became {value} at step {int(step)}; lower the learning rate")
 
 
+CUDA_INFERENCE_BATCH = 1024  # not yet measured on a GPU
+CPU_INFERENCE_PIXELS = 64 * 32 * 32  # images x pixels per batch; fastest measured on a 2-core CPU (README, Overhead)
+
+
+def inference_batch_size(x: torch.Tensor, device: torch.device) -> int:
+    """The default batch of inference passes: 1024 on a GPU; on the CPU, as many images as fill 64 images of 32x32
+    (64 at 32x32, 1024 at 8x8), between 64 and 1024. It sets the speed, not the logits (eval mode; bit for bit
+    at batches of 32 and more on the CPUs measured, else to float32 rounding: tests/test_overhead.py)."""
+    if device.type != "cpu":
+        return CUDA_INFERENCE_BATCH
+    return max(64, min(1024, CPU_INFERENCE_PIXELS // (x.shape[-2] * x.shape[-1])))
+
+
 @torch.no_grad()
 def predict_logits(
-    model: nn.Module, x: torch.Tensor, *, batch_size: int = 1024, device: torch.device | str | None = None,
+    model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None, device: torch.device | str | None = None,
     tta: bool = False,
 ) -> torch.Tensor:
     """Logits of ``model`` (eval mode) for uint8 or float images, as float32 on the CPU.
     ``tta`` (off by default; the workflow's cached logits and every metric never use it) averages airbench's
     flip + translate test-time augmentation (``tta_logits``), for data sets whose training flips.
+    ``batch_size``: ``inference_batch_size(x, device)`` unless given.
 
     Always computed in fp32, whatever the training precision and any enclosing autocast, with cuDNN's TF32
     convolutions off: the loss- and likelihood-ratio attacks read log-probabilities of confident samples, which
@@ -219,6 +233,7 @@ def predict_logits(
     """
     device = torch.device(device) if device is not None else device_of(model)
     prepare_for_device(model, device).eval()
+    batch_size = inference_batch_size(x, device) if batch_size is None else batch_size
     loader = InMemoryLoader(x, None, batch_size=batch_size, device=device)
     out = []
     cudnn = torch.backends.cudnn
@@ -239,8 +254,6 @@ def tta_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     h, w = x.shape[-2:]
     shifted = (mirrored(padded[..., :h, :w]) + mirrored(padded[..., 2:, 2:])) / 2
     return (mirrored(x) + shifted) / 2
-
-
 
 
 def set_seed(seed: int) -> None:

@@ -1,0 +1,101 @@
+"""Fixed cost around jobs (issue 17): the torchvision-free ResNet-18 equals the former torchvision build, jobs that
+build no torchvision model never import torchvision (nor torch._dynamo), and logits do not depend on the batch."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from torch import nn
+
+from unlearnbench.models import create_model
+from unlearnbench.train import inference_batch_size, predict_logits
+
+
+def _torchvision_resnet18(channels: int, width: int, num_classes: int) -> nn.Module:
+    """The former builder: torchvision's ResNet-18 with the stem and stages rebuilt at ``width``."""
+    from torchvision.models import resnet as tv
+
+    net = tv.ResNet(tv.BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(channels, width, kernel_size=3, stride=1, padding=1, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    net.maxpool = nn.Identity()
+    net.layer1 = net._make_layer(tv.BasicBlock, width, 2)
+    for i in (2, 3, 4):
+        setattr(net, f"layer{i}", net._make_layer(tv.BasicBlock, 2 ** (i - 1) * width, 2, stride=2))
+    net.fc = nn.Linear(8 * width, num_classes)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    return net
+
+
+@pytest.mark.parametrize("dataset, channels, size, width", [("digits", 1, 8, 4), ("cifar10", 3, 32, 2)])
+def test_resnet18_equals_the_torchvision_build(dataset, channels, size, width):
+    torch.manual_seed(3)
+    ours = create_model("resnet18", dataset, width=width).backbone
+    after_ours = torch.rand(1)
+    torch.manual_seed(3)
+    theirs = _torchvision_resnet18(channels, width, 10)
+    assert torch.equal(after_ours, torch.rand(1))  # the same number of random draws
+    assert [n for n, _ in ours.named_modules()] == [n for n, _ in theirs.named_modules()]
+    ours_state, theirs_state = ours.state_dict(), theirs.state_dict()
+    assert list(ours_state) == list(theirs_state)
+    assert all(torch.equal(ours_state[k], theirs_state[k]) for k in ours_state)
+    x = torch.randn(5, channels, size, size)
+    for mode in (True, False):  # batch statistics, then running statistics
+        ours.train(mode), theirs.train(mode)
+        assert torch.equal(ours(x), theirs(x))
+    ours.train(), theirs.train()
+    ours(x).square().sum().backward(), theirs(x).square().sum().backward()
+    assert all(torch.equal(p.grad, q.grad) for p, q in zip(ours.parameters(), theirs.parameters()))
+
+
+def test_jobs_that_build_no_torchvision_model_do_not_import_it():
+    code = """
+import importlib, sys
+import torch
+for name in ("checkpoint", "data", "importance", "localize", "methods", "metrics", "models", "splits", "train",
+             "pipeline", "steps", "oracles", "references"):
+    try:
+        importlib.import_module(f"unlearnbench.{name}")
+    except ModuleNotFoundError as err:
+        if err.name != f"unlearnbench.{name}":
+            raise
+from unlearnbench.models import create_model
+from unlearnbench.train import predict_logits
+predict_logits(create_model("resnet18", "digits", width=2), torch.zeros(3, 1, 8, 8, dtype=torch.uint8))
+print(sorted(m for m in sys.modules if m.startswith(("torchvision", "torch._dynamo"))))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_logits_do_not_depend_on_the_batch_size(digits):
+    model = create_model("resnet18", "digits", width=4)
+    model.train()
+    model(digits["train_x"][:256].float() / 255)  # running statistics that are not the initial ones
+    x = digits["test_x"]
+    reference = predict_logits(model, x)
+    for batch_size in (32, 64, 100, 1000, 4096):  # bit for bit on the CPUs measured (README, Overhead)
+        assert torch.equal(predict_logits(model, x, batch_size=batch_size), reference)
+    for batch_size in (1, 2, 16):  # other convolution kernels: the same up to float32 rounding
+        logits = predict_logits(model, x, batch_size=batch_size)
+        torch.testing.assert_close(logits, reference, rtol=1e-5, atol=1e-5)
+        assert torch.equal(logits.argmax(1), reference.argmax(1))
+
+
+def test_inference_batch_size_per_device():
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    image = lambda size: torch.zeros(1, 3, size, size)  # noqa: E731
+    assert inference_batch_size(image(8), cpu) == 1024  # the quick preset's digits
+    assert inference_batch_size(image(28), cpu) == 83
+    assert inference_batch_size(image(32), cpu) == 64
+    assert inference_batch_size(image(224), cpu) == 64
+    assert inference_batch_size(image(32), cuda) == 1024

@@ -3,8 +3,8 @@
 The modules, their names (hence every ``state_dict`` key), the forward pass and the initialisation are those of
 torchvision's ``ResNet(BasicBlock, [2, 2, 2, 2])`` with the stem and stages rebuilt at ``width``, which is how the
 model was built before; ``cifar_resnet18`` also draws the random numbers that building first consumed, so a seed
-gives the same initial weights as before (``tests/test_models.py`` compares both builders). Importing torchvision
-costs about 1 CPU second per job (its ``ops`` import ``torch._dynamo``), more than some methods take.
+gives the same initial weights as before (``tests/test_overhead.py`` compares both builders). Importing torchvision
+costs about 1.6 CPU seconds per job (its ``ops`` import ``torch._dynamo``), more than some methods take.
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from unlearnbench.config import apply_scale, method_config, pairings, scenarios_of
-from unlearnbench.methods import hyperparameters, supports
+from unlearnbench.catalog import hyperparameters, supports  # read from the source: no torch
 
 REPO = Path(__file__).resolve().parents[1]
 

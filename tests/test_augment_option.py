@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from tiny_digits_task import trained_task
 from unlearnbench.data import InMemoryLoader, to_float
 from unlearnbench.methods import hyperparameters, run_method
 from unlearnbench.methods.relabel import reinit_head
@@ -30,9 +29,9 @@ METHODS = {
 }
 
 
-@pytest.fixture(scope="module")
-def original(digits):
-    return trained_task(digits)
+@pytest.fixture
+def original(trained_task):
+    return trained_task("tiny_cnn")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from conftest import REPO
+from helpers import REPO
 from unlearnbench import UserError
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys
 from unlearnbench.data import get_spec, prepare_dataset

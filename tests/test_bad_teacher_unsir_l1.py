@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import accuracy, trained
+import helpers
 from unlearnbench import UserError
 from unlearnbench.methods import run_method
 from unlearnbench.methods.l1_sparse import l1_weight
@@ -24,13 +24,13 @@ FORGETTING = {
 
 
 @pytest.mark.parametrize("method", FORGETTING)
-def test_each_method_forgets_a_digit_and_keeps_the_rest(digits_class3_task, method):
-    model, task = trained(digits_class3_task)
-    before = accuracy(model, task.retain)
-    assert accuracy(model, task.forget) > 0.8
+def test_each_method_forgets_a_digit_and_keeps_the_rest(trained_task, method):
+    model, task = trained_task("resnet18_w4")
+    before = helpers.accuracy(model, task.retain)
+    assert helpers.accuracy(model, task.forget) > 0.8
     run_method(method, model, task, FORGETTING[method])
-    assert accuracy(model, task.forget) < 0.25
-    assert accuracy(model, task.retain) > before - 0.05
+    assert helpers.accuracy(model, task.forget) < 0.25
+    assert helpers.accuracy(model, task.retain) > before - 0.05
 
 
 def test_l1_weight_decays_linearly_per_epoch():
@@ -38,10 +38,10 @@ def test_l1_weight_decays_linearly_per_epoch():
     assert l1_weight(8.0, 3, 2.5) == 0.0
 
 
-def test_l1_sparse_without_penalty_is_finetuning_and_the_penalty_shrinks_the_weights(digits_class3_task):
+def test_l1_sparse_without_penalty_is_finetuning_and_the_penalty_shrinks_the_weights(trained_task):
     norms = {}
     for name, hparams in (("finetune", {}), ("l1_sparse", {"alpha": 0.0}), ("l1_sparse", {"alpha": 1e-3})):
-        model, task = trained(digits_class3_task)
+        model, task = trained_task("resnet18_w4")
         run_method(name, model, task, {"epochs": 1, "lr": 0.01, **hparams})
         norms[name, hparams.get("alpha")] = sum(p.abs().sum() for p in model.parameters()).item()
     assert norms["l1_sparse", 0.0] == pytest.approx(norms["finetune", None], rel=1e-5)
@@ -57,8 +57,8 @@ def test_first_per_class_keeps_the_first_images_of_each_class_in_order():
     assert first_per_class(labels, 1).tolist() == [0, 1, 3]
 
 
-def test_error_maximising_noise_raises_the_forget_class_loss(digits_class3_task):
-    model, task = trained(digits_class3_task)
+def test_error_maximising_noise_raises_the_forget_class_loss(trained_task):
+    model, task = trained_task("resnet18_w4")
     classes = torch.tensor([3])
     start = error_maximising_noise(model, classes, task, batch=16, steps=0, lr=0.1, l2=0.1)
     noise = error_maximising_noise(model, classes, task, batch=16, steps=25, lr=0.1, l2=0.1)
@@ -77,14 +77,14 @@ def test_error_maximising_noise_raises_the_forget_class_loss(digits_class3_task)
     ("l1_sparse", {"alpha": -1e-4}, "alpha"),
     ("l1_sparse", {"lr": 0.0}, "lr"),
 ])
-def test_bad_hyperparameters_are_user_errors(digits_class3_task, method, hparams, message):
-    model, task = trained(digits_class3_task)
+def test_bad_hyperparameters_are_user_errors(trained_task, method, hparams, message):
+    model, task = trained_task("resnet18_w4")
     with pytest.raises(UserError, match=message):
         run_method(method, model, task, hparams)
 
 
-def test_unsir_refuses_random_forgetting(digits_class3_task):
-    model, task = trained(digits_class3_task)
+def test_unsir_refuses_random_forgetting(trained_task):
+    model, task = trained_task("resnet18_w4")
     random = dataclasses.replace(task, scenario={"kind": "random", "fraction": 0.1})
     with pytest.raises(UserError, match="applies to full_class, sub_class scenarios, not random"):
         run_method("unsir", model, random, {})
@@ -92,13 +92,13 @@ def test_unsir_refuses_random_forgetting(digits_class3_task):
 
 
 @pytest.mark.parametrize("groups", ["label", "fine"])
-def test_unsir_repairs_on_the_first_images_of_each_label_or_fine_label(digits_class3_task, monkeypatch, groups):
+def test_unsir_repairs_on_the_first_images_of_each_label_or_fine_label(trained_task, monkeypatch, groups):
     # SSD's sub-class UNSIR takes the first 500 retain images of each fine class (the whole CIFAR-20 retain set),
     # not of each superclass. Here superclass = digit // 3 over the digits 0-8 (3 is forgotten), fine label = digit.
     import unlearnbench.methods.task as task_module
     from unlearnbench.data import to_float
 
-    model, task = trained(digits_class3_task)
+    model, task = trained_task("resnet18_w4")
     keep = task.retain.y < 9
     fine = task.retain.y[keep]
     retain = dataclasses.replace(task.retain, x=task.retain.x[keep], y=fine // 3, index=None, fine=fine)
@@ -113,8 +113,8 @@ def test_unsir_repairs_on_the_first_images_of_each_label_or_fine_label(digits_cl
     torch.testing.assert_close(loaders[-1].y.cpu(), retain.y[firsts])  # trained on the superclass labels
 
 
-def test_unsir_retain_groups_bad_input(digits_class3_task):
-    model, task = trained(digits_class3_task)
+def test_unsir_retain_groups_bad_input(trained_task):
+    model, task = trained_task("resnet18_w4")
     with pytest.raises(UserError, match="fine labels"):
         run_method("unsir", model, task, {"retain_groups": "fine"})
     with pytest.raises(UserError, match="unknown retain_groups 'superclass'; valid: label, fine"):

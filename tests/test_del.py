@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tiny_digits_task import accuracies, trained_task, unchanged_outside
+import helpers
 from unlearnbench import UserError
 from unlearnbench.checkpoint import build_model
 from unlearnbench.localize import STRATEGIES, localize, with_head
@@ -13,9 +13,9 @@ from unlearnbench.methods import run_method
 from unlearnbench.methods import task as task_module
 
 
-@pytest.fixture(scope="module")
-def original(digits):
-    return trained_task(digits)
+@pytest.fixture
+def original(trained_task):
+    return trained_task("tiny_cnn")
 
 
 def _del_mask(model, task, **kw):
@@ -43,12 +43,18 @@ def test_reset_puts_the_initial_weights_into_the_mask_before_fine_tuning(origina
     assert seen["recipe"].optimizer == "sgd" and seen["recipe"].weight_decay == 0 and seen["recipe"].schedule == "cosine"
 
 
-def test_fresh_reset_draws_new_weights(original):
-    _, task = original
-    fresh = del_module.reset_values(task, "fresh")["backbone.conv1.weight"]
-    assert torch.equal(fresh, del_module.reset_values(task, "fresh")["backbone.conv1.weight"])  # seeded
+def test_fresh_reset_draws_new_weights_of_the_model_itself_and_still_forgets(original, digits):
+    model, task = original
+    fresh = del_module.reset_values(task, "fresh")
+    assert fresh.keys() == model.state_dict().keys()  # drawn from the task's model_config: the model's own
+    assert all(v.shape == model.state_dict()[k].shape for k, v in fresh.items())
+    key = "backbone.conv.weight"
+    assert torch.equal(fresh[key], del_module.reset_values(task, "fresh")[key])  # seeded
     torch.manual_seed(task.seed)  # the draw that made the original model's initial weights
-    assert not torch.equal(fresh, build_model(task.model_config).state_dict()["backbone.conv1.weight"])
+    assert not torch.equal(fresh[key], build_model(task.model_config).state_dict()[key])
+    after = helpers.accuracies(run_method("del", copy.deepcopy(model), task, {"reset_to": "fresh", "epochs": 2, "lr": 0.05}),
+                               digits)
+    assert after["train_forget"] < 0.05 and after["test_forget"] < 0.05 and after["test_retain"] > 0.9
     with pytest.raises(UserError, match="reset_to: fresh"):
         del_module.reset_values(replace(task, initial_state=None), "initial")
 
@@ -58,15 +64,15 @@ def test_only_the_selected_entries_and_the_head_change_even_with_weight_decay(or
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     allowed = with_head(model, _del_mask(model, task))
     net = run_method("del", copy.deepcopy(model), task, {"epochs": 1, "lr": 0.05, "weight_decay": 5e-3})
-    assert unchanged_outside(before, net, allowed)
+    assert helpers.unchanged_outside(before, net, allowed)
     assert not torch.equal(net.head.weight, model.head.weight)
     assert not torch.equal(net.backbone.conv.weight, model.backbone.conv.weight)
 
 
 def test_del_forgets_a_full_class_and_keeps_the_rest(original, digits):
     model, task = original
-    before = accuracies(model, digits)
-    after = accuracies(run_method("del", copy.deepcopy(model), task, {"epochs": 2, "lr": 0.05}), digits)
+    before = helpers.accuracies(model, digits)
+    after = helpers.accuracies(run_method("del", copy.deepcopy(model), task, {"epochs": 2, "lr": 0.05}), digits)
     assert before["train_forget"] > 0.9 and after["train_forget"] < 0.05 and after["test_forget"] < 0.05
     assert after["test_retain"] > 0.9
 
@@ -79,7 +85,7 @@ def test_every_localization_combines_with_both_unlearning_steps(original, locali
     mask = _del_mask(model, task, localization=localization, seed=task.seed)
     allowed = with_head(model, mask) if unlearn == "reset_finetune" else mask
     net = run_method("del", copy.deepcopy(model), task, {"localization": localization, "unlearn": unlearn, "epochs": 0.5, "lr": 0.05})
-    assert unchanged_outside(before, net, allowed)
+    assert helpers.unchanged_outside(before, net, allowed)
     assert any(not torch.equal(p[allowed[n]], before[n][allowed[n]]) for n, p in net.named_parameters())
 
 

@@ -90,3 +90,12 @@ def test_planning_and_results_steps_import_no_torch():
                "unlearnbench.references", "unlearnbench.runner"]
     code = f"import sys, {', '.join(modules)}; assert 'torch' not in sys.modules, 'torch imported'"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_gpu_hours_plans_without_torch():
+    """benchmarks/gpu_hours.py counts jobs from the catalog, as the workflow plans: no torch."""
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_hours.py"
+    code = (f"import runpy, sys; sys.argv = ['gpu_hours.py', 'config/papers/del.yaml']\n"
+            f"try:\n    runpy.run_path({str(script)!r}, run_name='__main__')\nexcept SystemExit as e:\n    assert not e.code\n"
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=script.parents[1], capture_output=True)

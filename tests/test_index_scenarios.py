@@ -14,7 +14,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import REPO, SHARED_DATA
+from helpers import REPO, SHARED_DATA
 from unlearnbench import UserError
 from unlearnbench.data import CIFAR10_CLASSES
 from unlearnbench.splits import check_scenario, fetch_index, index_downloads, index_path, load_split, make_split

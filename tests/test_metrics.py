@@ -206,7 +206,7 @@ def test_relearn_counts_epochs_until_the_threshold(tiny_artifacts, tmp_path):
     assert METRICS["relearn_epochs"].fn(ev) == record["epochs"]
 
 
-def test_relearn_threshold_is_relative_to_the_original_forget_accuracy(digits_class3_task, tmp_path):
+def test_relearn_threshold_is_relative_to_the_original_forget_accuracy(trained_task, tmp_path):
     """A model that forgot some of D_f but stays above 0.9 (as a retrain oracle does on random forgetting) must
     relearn: an absolute 0.9 read 0 epochs for every such model."""
     import torch
@@ -217,9 +217,8 @@ def test_relearn_threshold_is_relative_to_the_original_forget_accuracy(digits_cl
     from unlearnbench.steps.unlearn import save_logits
     from unlearnbench.splits import save_split
     from unlearnbench.train import predict_logits
-    from conftest import trained
 
-    original, task = trained(digits_class3_task)
+    original, task = trained_task("resnet18_w4")
     x = torch.cat([task.retain.x, task.forget.x])
     y = torch.cat([task.retain.y, task.forget.y])
     logits = predict_logits(original, x)
@@ -253,3 +252,23 @@ def test_relearn_threshold_is_relative_to_the_original_forget_accuracy(digits_cl
     assert json.loads((tmp_path / "npz.json").read_text())["forget_acc"] == record["forget_acc"]
     relearn(*paths, train, 0, str(tmp_path / "abs.json"), threshold=0.9, absolute=True, device="cpu")
     assert json.loads((tmp_path / "abs.json").read_text())["epochs"] == 0  # the former rule, kept as an option
+
+
+@pytest.mark.parametrize("args, message", [
+    (("up",), "direction 'up'"), (("higher", "percent"), "scale 'percent'"),
+    (("higher", "fraction", ("teacher",)), r"needs \['teacher'\]"),
+])
+def test_metric_refuses_a_bad_declaration(args, message):
+    from unlearnbench.metrics import metric
+
+    with pytest.raises(ValueError, match=message):
+        metric(*args)
+
+
+def test_metric_refuses_a_name_registered_twice():
+    from unlearnbench.metrics import metric
+
+    original = METRICS["forget_acc"]
+    with pytest.raises(ValueError, match="metric 'forget_acc' is registered twice"):
+        metric("higher", name="forget_acc")(lambda ev: 0.0)
+    assert METRICS["forget_acc"] is original

@@ -158,3 +158,17 @@ def test_vit_b_16_weights_that_cannot_be_had_stop_training_with_one_line(tiny_vi
         _train_original(tmp_path, tiny_vit["data"], tmp_path / weights if weights != "imagenet" else weights)
     assert "\n" not in str(err.value) and "ViT-B/16" in str(err.value)
     assert not (tmp_path / "original.pt").exists()
+
+
+def test_register_model_refuses_a_name_registered_twice():
+    from unlearnbench.models import register_model
+
+    original = MODELS["resnet18"]
+
+    def resnet18(spec):  # a second builder under a registered name
+        raise AssertionError("never built")
+
+    with pytest.raises(ValueError, match="model 'resnet18' is registered twice"):
+        register_model(resnet18)
+    assert MODELS["resnet18"] is original
+    assert register_model(original) is original  # the same function again (a module re-run) is no duplicate

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 import torch
 
-from conftest import accuracy, trained
+import helpers
 from unlearnbench import UserError
 from unlearnbench.methods import run_method
 from unlearnbench.methods.natmu import (
@@ -76,8 +76,8 @@ def test_hybrid_pixels_blend_forget_and_partner_with_the_masks():
     assert torch.equal(make_hybrids(torch.zeros_like(forget), partners, masks)[2, 0], 1 - masks[2])
 
 
-def test_hybrids_carry_their_partners_labels_and_never_the_forget_label(digits_class3_task):
-    model, task = trained(digits_class3_task)
+def test_hybrids_carry_their_partners_labels_and_never_the_forget_label(trained_task):
+    model, task = trained_task("resnet18_w4")
     hybrids, labels, partners = natmu_hybrids(model, task, -0.053, torch.Generator().manual_seed(0))
     n = len(task.forget)
     assert hybrids.shape == (4 * n, 1, 8, 8) and labels.shape == (4 * n,)
@@ -94,23 +94,23 @@ def test_hybrids_carry_their_partners_labels_and_never_the_forget_label(digits_c
 @pytest.mark.parametrize("hparams, message", [
     ({"delta": 1.0}, "delta"), ({"delta": -1.5}, "delta"), ({"lr": 0.0}, "lr"), ({"lr": -1e-3}, "lr"),
 ])
-def test_bad_hyperparameters_are_user_errors(digits_class3_task, hparams, message):
-    model, task = trained(digits_class3_task)
+def test_bad_hyperparameters_are_user_errors(trained_task, hparams, message):
+    model, task = trained_task("resnet18_w4")
     with pytest.raises(UserError, match=message):
         run_method("natmu", model, task, hparams)
 
 
-def test_too_few_classes_is_a_user_error(digits_class3_task):
-    model, task = trained(digits_class3_task)
+def test_too_few_classes_is_a_user_error(trained_task):
+    model, task = trained_task("resnet18_w4")
     few = dataclasses.replace(task, spec=dataclasses.replace(task.spec, classes=("0", "1", "2", "3")))
     with pytest.raises(UserError, match="at least 5 classes"):
         run_method("natmu", model, few, {})
 
 
-def test_natmu_forgets_a_digit_and_keeps_the_rest(digits_class3_task):
-    model, task = trained(digits_class3_task)
-    before = accuracy(model, task.retain)
-    assert accuracy(model, task.forget) > 0.8
+def test_natmu_forgets_a_digit_and_keeps_the_rest(trained_task):
+    model, task = trained_task("resnet18_w4")
+    before = helpers.accuracy(model, task.retain)
+    assert helpers.accuracy(model, task.forget) > 0.8
     run_method("natmu", model, task, {"epochs": 5, "lr": 1e-3, "batch_size": 32})
-    assert accuracy(model, task.forget) < 0.1
-    assert accuracy(model, task.retain) > before - 0.05
+    assert helpers.accuracy(model, task.forget) < 0.1
+    assert helpers.accuracy(model, task.retain) > before - 0.05

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from tiny_digits_task import accuracies, trained_task
+import helpers
 from unlearnbench import UserError
 from unlearnbench.localize import localize
 from unlearnbench.methods import get_method, run_method
@@ -17,9 +17,9 @@ from unlearnbench.methods import get_method, run_method
 ONE_STEP = {"epochs": 1, "batch_size": 10_000, "schedule": "constant", "weight_decay": 0.0, "augment": False}  # one full batch
 
 
-@pytest.fixture(scope="module")
-def original(digits):
-    return trained_task(digits)
+@pytest.fixture
+def original(trained_task):
+    return trained_task("tiny_cnn")
 
 
 def test_defaults_keep_the_existing_configs_unchanged():
@@ -72,7 +72,7 @@ def test_random_label_reinit_head_draws_a_fresh_seeded_head_weight_and_keeps_the
 def test_random_label_with_a_fresh_head_forgets_a_class(original, digits):
     model, task = original
     net = run_method("random_label", copy.deepcopy(model), task, {"epochs": 3, "lr": 3e-3, "reinit_head": True})
-    after = accuracies(net, digits)
+    after = helpers.accuracies(net, digits)
     assert after["train_forget"] < 0.05 and after["test_retain"] > 0.85
 
 
@@ -84,5 +84,5 @@ def test_bad_teacher_reinit_head_comes_after_the_competent_teacher(original, dig
     assert torch.allclose(net.head.bias, model.head.bias, atol=1e-9)  # the trained bias is kept
     # the retain targets come from the original's head: with a fresh head the student relearns them and forgets class 3
     net = run_method("bad_teacher", copy.deepcopy(model), task, {"epochs": 5, "lr": 1e-3, "batch_size": 32, "retain_fraction": 1.0, "reinit_head": True})
-    after = accuracies(net, digits)
+    after = helpers.accuracies(net, digits)
     assert after["train_forget"] < 0.25 and after["test_retain"] > 0.85

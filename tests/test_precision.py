@@ -16,17 +16,18 @@ import re
 import pytest
 import torch
 
-from tiny_digits_task import accuracies, tiny_cnn, trained_task
+import helpers
 from unlearnbench import UserError
 from unlearnbench.data import get_spec, training_loader
 from unlearnbench.importance import cross_entropy, per_sample_gradient_importance
 from unlearnbench.methods import Subset, run_method
+from unlearnbench.models import create_model
 from unlearnbench.train import Recipe, autocast, fit, precision_scope, predict_logits, uses_bf16
 
 
 def _fit(digits, *, precision, compile=False, epochs=2):
     torch.manual_seed(0)
-    model = tiny_cnn()
+    model = create_model("tiny_cnn", "digits")
     loader = training_loader(digits["train_x"], digits["train_y"], get_spec("digits"), 64, seed=0, device="cpu")
     history = fit(model, loader, Recipe(epochs=epochs, lr=0.1, schedule="cosine"), compile=compile, precision=precision)
     return model, [r["loss"] for r in history]
@@ -82,40 +83,40 @@ def test_importance_is_fp32_under_bf16_autocast(digits):
     assert all(v.dtype == torch.float32 and torch.equal(v, reference[k]) for k, v in under_bf16.items())
 
 
-def _run(name, digits, precision, compile=False, **hparams):
-    model, task = trained_task(digits)
+def _run(trained_task, name, precision, compile=False, **hparams):
+    model, task = trained_task("tiny_cnn")
     task.precision, task.compile = precision, compile
     return run_method(name, model, task, hparams)
 
 
-def test_one_shot_method_is_unchanged_by_bf16(digits):
+def test_one_shot_method_is_unchanged_by_bf16(digits, trained_task):
     """SSD computes importances (always fp32) and dampens: bf16 must change nothing."""
-    a = _run("ssd", digits, "fp32").state_dict()
-    b = _run("ssd", digits, "bf16").state_dict()
+    a = _run(trained_task, "ssd", "fp32").state_dict()
+    b = _run(trained_task, "ssd", "bf16").state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 @pytest.mark.parametrize("name,hparams", [("finetune", {"epochs": 2, "lr": 0.05}), ("salun", {"epochs": 2, "budget": 0.5})])
-def test_fine_tuning_and_localized_methods_in_bf16_match_fp32(digits, name, hparams):
-    fp32 = accuracies(_run(name, digits, "fp32", **hparams), digits)
-    bf16 = accuracies(_run(name, digits, "bf16", **hparams), digits)
+def test_fine_tuning_and_localized_methods_in_bf16_match_fp32(digits, trained_task, name, hparams):
+    fp32 = helpers.accuracies(_run(trained_task, name, "fp32", **hparams), digits)
+    bf16 = helpers.accuracies(_run(trained_task, name, "bf16", **hparams), digits)
     assert all(abs(fp32[k] - bf16[k]) <= 0.03 for k in fp32), (fp32, bf16)
 
 
 @pytest.mark.slow  # inductor compiles C++ kernels: ~25-70 s on one core
-def test_compiled_bf16_fit_and_methods_on_cpu_match_eager_fp32(digits):
+def test_compiled_bf16_fit_and_methods_on_cpu_match_eager_fp32(digits, trained_task):
     eager, eager_loss = _fit(digits, precision="fp32")
     compiled, compiled_loss = _fit(digits, precision="fp32", compile=True)
     assert compiled_loss == pytest.approx(eager_loss, rel=1e-4)
     _, compiled_bf16_loss = _fit(digits, precision="bf16", compile=True)
     assert compiled_bf16_loss == pytest.approx(eager_loss, rel=0.02)
-    fp32 = accuracies(_run("finetune", digits, "fp32", epochs=1, lr=0.05), digits)
-    bf16 = accuracies(_run("finetune", digits, "bf16", compile=True, epochs=1, lr=0.05), digits)
+    fp32 = helpers.accuracies(_run(trained_task, "finetune", "fp32", epochs=1, lr=0.05), digits)
+    bf16 = helpers.accuracies(_run(trained_task, "finetune", "bf16", compile=True, epochs=1, lr=0.05), digits)
     assert all(abs(fp32[k] - bf16[k]) <= 0.03 for k in fp32), (fp32, bf16)
 
 
 def test_nan_loss_raises_with_step_and_value(digits):
-    model = tiny_cnn()
+    model = create_model("tiny_cnn", "digits")
     loader = training_loader(digits["train_x"][:256], digits["train_y"][:256], get_spec("digits"), 64, seed=0, device="cpu")
     calls = []
 
@@ -139,7 +140,7 @@ def test_gpu_hours_prints_a_row_per_paper(capsys):
     import runpy
     import sys as _sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     papers = sorted(p.stem for p in (REPO / "config" / "papers").glob("*.yaml"))
     argv, _sys.argv = _sys.argv, ["gpu_hours.py"]
@@ -160,7 +161,7 @@ def test_gpu_check_runs_end_to_end_on_the_cpu():
     import subprocess
     import sys as _sys
 
-    from conftest import REPO
+    from helpers import REPO
 
     done = subprocess.run([_sys.executable, "benchmarks/gpu_check.py", "--device", "cpu", "--tiny"], cwd=REPO,
                           capture_output=True, text=True, timeout=900)

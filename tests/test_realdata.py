@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import SHARED_DATA
+from helpers import SHARED_DATA
 from unlearnbench.data import get_spec, prepare_dataset, training_loader
 from unlearnbench.methods import Subset, UnlearnTask, run_method
 from unlearnbench.checkpoint import build_model, model_config

@@ -1,6 +1,6 @@
 import pytest
 import torch
-from conftest import accuracy
+import helpers
 
 from unlearnbench import UserError
 from unlearnbench.checkpoint import (
@@ -42,24 +42,22 @@ def test_registering_a_name_twice_is_refused():
         register_method(lambda model, task: model, name="finetune")
 
 
-def test_retrain_starts_from_the_initial_weights_and_never_sees_the_forget_class(digits_class3_task):
-    _, task = digits_class3_task
-    model = run_method("retrain", create_model("resnet18", "digits", width=4), task)
-    assert accuracy(model, task.forget) < 0.05 and accuracy(model, task.retain) > 0.8
+def test_retrain_starts_from_the_initial_weights_and_never_sees_the_forget_class(trained_task):
+    original, task = trained_task("resnet18_w4")
+    model = run_method("retrain", original, task)
+    assert helpers.accuracy(model, task.forget) < 0.05 and helpers.accuracy(model, task.retain) > 0.8
 
 
 @pytest.mark.parametrize(
     "name, hparams", [("gradient_ascent", {"epochs": 3, "lr": 0.01}), ("neggrad_plus", {"epochs": 3, "lr": 0.02, "alpha": 0.9})]
 )
-def test_gradient_ascent_and_neggrad_plus_lower_forgetaccuracy(digits_class3_task, name, hparams):
-    state, task = digits_class3_task
-    model = create_model("resnet18", "digits", width=4)
-    model.load_state_dict(state)
-    assert accuracy(model, task.forget) > 0.8
+def test_gradient_ascent_and_neggrad_plus_lower_forgetaccuracy(trained_task, name, hparams):
+    model, task = trained_task("resnet18_w4")
+    assert helpers.accuracy(model, task.forget) > 0.8
     run_method(name, model, task, hparams)
-    assert accuracy(model, task.forget) < 0.5
+    assert helpers.accuracy(model, task.forget) < 0.5
     if name == "neggrad_plus":
-        assert accuracy(model, task.retain) > 0.6  # keeps most of the retain accuracy
+        assert helpers.accuracy(model, task.retain) > 0.6  # keeps most of the retain accuracy
 
 
 def test_checkpoint_roundtrip_with_initial_weights(tmp_path):

@@ -4,16 +4,16 @@ from dataclasses import replace
 import pytest
 import torch
 
-from tiny_digits_task import accuracies, trained_task, unchanged_outside
+import helpers
 from unlearnbench import UserError
 from unlearnbench.localize import localize
 from unlearnbench.methods import Subset, run_method
 from unlearnbench.methods.relabel import random_labels, relabelled_union
 
 
-@pytest.fixture(scope="module")
-def original(digits):
-    return trained_task(digits)
+@pytest.fixture
+def original(trained_task):
+    return trained_task("tiny_cnn")
 
 
 def test_other_labels_are_never_the_own_label_and_cover_every_other_retain_class():
@@ -43,7 +43,7 @@ def test_relabelled_union_keeps_the_retain_set_and_excludes_the_forgotten_class(
 
 def test_random_label_forgets_a_full_class(original, digits):
     model, task = original
-    after = accuracies(run_method("random_label", copy.deepcopy(model), task, {"epochs": 2, "lr": 3e-3}), digits)
+    after = helpers.accuracies(run_method("random_label", copy.deepcopy(model), task, {"epochs": 2, "lr": 3e-3}), digits)
     assert after["train_forget"] < 0.05 and after["test_forget"] < 0.05 and after["test_retain"] > 0.9
 
 
@@ -52,8 +52,8 @@ def test_salun_forgets_a_full_class_changing_only_salient_weights(original, digi
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
     mask = localize(copy.deepcopy(model), task.forget.x, task.forget.y, "salun", 0.5)
     net = run_method("salun", copy.deepcopy(model), task, {"epochs": 2, "lr": 0.05})  # weight decay 5e-4 by default
-    assert unchanged_outside(before, net, mask)
-    after = accuracies(net, digits)
+    assert helpers.unchanged_outside(before, net, mask)
+    after = helpers.accuracies(net, digits)
     assert after["train_forget"] < 0.05 and after["test_forget"] < 0.05 and after["test_retain"] > 0.9
 
 

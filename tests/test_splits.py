@@ -101,3 +101,13 @@ def test_scenario_checks_without_data():
         check_scenario({"kind": "random", "count": 3, "fraction": 0.1}, "digits")
     with pytest.raises(UserError, match="valid kinds"):
         check_scenario({"kind": "classwise"}, "digits")
+
+
+def test_a_scenario_that_selects_nothing_is_refused_before_any_method_runs(digits):
+    # why methods need no empty-forget-set check of their own: every split the workflow hands them is non-empty
+    # (count >= 1 is the schema's; an empty index file is refused when read)
+    with pytest.raises(UserError, match="rounds to 0"):
+        make_split({"kind": "random", "fraction": 1e-6}, digits, seed=0)
+    no_threes = {**digits, "train_y": torch.where(digits["train_y"] == 3, 4, digits["train_y"])}
+    with pytest.raises(UserError, match="selects no training samples"):
+        make_split({"kind": "full_class", "classes": ["3"]}, no_threes, seed=0)

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from conftest import REPO
+from helpers import REPO
 from unlearnbench.config import apply_scale, method_config, pairings
 from unlearnbench.methods import supports
 

@@ -11,8 +11,10 @@ A metric that does not apply to a run (test accuracy on forgotten classes in a r
 
 Some metrics compare the run with other models; ``needs`` names what the metrics job must load for them:
 ``oracle`` (the retrain oracle of the same seed and scenario: logits and run record), ``incompetent`` (a randomly
-initialised model of the experiment), ``relearn`` (the relearn-time record of the run) and ``ulira_oracles``
-(logits of several extra retrain oracles). Only ``relearn`` and ``ulira`` need training; everything else reads logits.
+initialised model of the experiment), ``relearn`` (the relearn-time record of the run), ``ulira_oracles``
+(logits of several extra retrain oracles) and ``ensembles`` (stacked logits of the oracle ensemble and of the run's
+unlearned ensemble, issue 14). Only ``relearn``, ``ulira_oracles`` and ``ensembles`` need training; everything else
+reads logits.
 
 Every scikit-learn attack is deterministic: solvers without randomness, or seeded with the run's seed.
 """
@@ -23,12 +25,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
-from scipy.special import log_softmax, logsumexp, rel_entr, softmax
+import scipy  # scipy.special loads on first use: planning imports this module for the metric names
 
 from . import UserError
 
 PARTS = ("forget", "retain", "test", "test_forget", "test_retain")
-NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles")
+NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles", "ensembles")
 
 
 @dataclass
@@ -46,6 +48,8 @@ class Evaluation:
     incompetent: Evaluation | None = None  # a randomly initialised model (ZRF's incompetent teacher)
     relearn: dict | None = None  # the run's relearn-time record (steps.references.relearn)
     ulira_oracles: list[Evaluation] = field(default_factory=list)  # extra retrain oracles of other training seeds
+    ensembles: Ensembles | None = None  # the oracle ensemble and this run's unlearned ensemble (issue 14)
+    scores: dict = field(default_factory=dict, repr=False)  # ensemble scores computed so far (one pass per score)
     values: dict[str, float | None] = field(default_factory=dict, repr=False)  # metrics computed so far
 
     def value(self, name: str) -> float | None:
@@ -78,6 +82,35 @@ class Evaluation:
         return value
 
 
+@dataclass
+class Ensembles:
+    """Stacked logits ``[models, n, classes]`` (``train_logits``, ``test_logits``) of the oracle ensemble and of the
+    run's unlearned models (None for the retrain oracle), and N, the models per side that the scores compare.
+
+    A method's N unlearned models face the oracles N .. 2N - 1; the retrain oracle's entry compares oracles 0 .. N - 1
+    with the same N .. 2N - 1: the floor that two samples of one distribution reach (oracle vs oracle)."""
+
+    oracles: dict[str, np.ndarray]
+    unlearned: dict[str, np.ndarray] | None
+    n: int
+    recipe: dict | None = None  # the evaluation-only recipe's overrides, where one is set
+
+    def sides(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """(unlearned side, oracle side), N models each."""
+        n = self.n
+        reference = {k: v[n:2 * n] for k, v in self.oracles.items()}
+        unlearned = self.unlearned if self.unlearned is not None else self.oracles
+        return {k: v[:n] for k, v in unlearned.items()}, reference
+
+    def record(self) -> dict:
+        """What metrics.json records beside the scores."""
+        from .ensemble_metrics import epsilon_cap
+
+        return {"n_models": self.n, "oracles": int(len(self.oracles["train_logits"])),
+                "reference": "oracle vs oracle" if self.unlearned is None else "unlearned vs oracle",
+                "epsilon_cap": epsilon_cap(self.n) if self.n > 1 else None, "recipe": self.recipe or "experiment"}
+
+
 @dataclass(frozen=True)
 class Metric:
     name: str
@@ -89,15 +122,24 @@ class Metric:
 
 
 METRICS: dict[str, Metric] = {}
+DIRECTIONS = ("higher", "lower", "oracle")
+SCALES = ("fraction", "seconds", "ratio", "nats", "epochs")
 
 
 def metric(direction: str, scale: str = "fraction", needs: tuple[str, ...] = (), name: str | None = None):
-    """Register a metric under its function's name (or ``name``)."""
-    assert direction in ("higher", "lower", "oracle") and scale in ("fraction", "seconds", "ratio", "nats", "epochs")
-    assert set(needs) <= set(NEEDS)
+    """Register a metric under its function's name (or ``name``); a bad declaration or a name registered twice is
+    a ``ValueError``."""
+    if direction not in DIRECTIONS:
+        raise ValueError(f"metric direction {direction!r}; valid: {', '.join(DIRECTIONS)}")
+    if scale not in SCALES:
+        raise ValueError(f"metric scale {scale!r}; valid: {', '.join(SCALES)}")
+    if not set(needs) <= set(NEEDS):
+        raise ValueError(f"metric needs {sorted(set(needs) - set(NEEDS))}; valid: {', '.join(NEEDS)}")
 
     def wrap(fn):
         key = name or fn.__name__
+        if key in METRICS and METRICS[key].fn is not fn:
+            raise ValueError(f"metric {key!r} is registered twice ({METRICS[key].fn.__module__}, {fn.__module__})")
         METRICS[key] = Metric(key, fn, direction, scale, (fn.__doc__ or "").strip().splitlines()[0], tuple(needs))
         return fn
 
@@ -121,18 +163,18 @@ def compute(evaluation: Evaluation, names: list[str] | None = None) -> dict[str,
 
 
 def probabilities(logits: np.ndarray) -> np.ndarray:
-    return softmax(logits.astype(np.float64), axis=1)
+    return scipy.special.softmax(logits.astype(np.float64), axis=1)
 
 
 def entropy(logits: np.ndarray) -> np.ndarray:
     """Shannon entropy (nats) of the softmax of each row, with 0 log 0 = 0."""
-    logp = log_softmax(logits.astype(np.float64), axis=1)
+    logp = scipy.special.log_softmax(logits.astype(np.float64), axis=1)
     return -np.nan_to_num(np.exp(logp) * logp).sum(1)
 
 
 def cross_entropy(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Per-example cross-entropy loss (nats)."""
-    return -np.take_along_axis(log_softmax(logits.astype(np.float64), axis=1), labels[:, None], 1)[:, 0]
+    return -np.take_along_axis(scipy.special.log_softmax(logits.astype(np.float64), axis=1), labels[:, None], 1)[:, 0]
 
 
 def confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarray:
@@ -152,7 +194,7 @@ def logit_scaled_confidence(logits: np.ndarray, labels: np.ndarray) -> np.ndarra
     """LiRA's statistic log p_y - log sum_{c != y} p_c (Carlini et al. 2022), computed from logits stably."""
     z = logits.astype(np.float64)
     onehot = np.eye(z.shape[1], dtype=bool)[labels]
-    return z[onehot] - logsumexp(np.where(onehot, -np.inf, z), axis=1)
+    return z[onehot] - scipy.special.logsumexp(np.where(onehot, -np.inf, z), axis=1)
 
 
 def accuracy(logits: np.ndarray, labels: np.ndarray) -> float | None:
@@ -319,7 +361,7 @@ def mia_loss_auc(ev: Evaluation):
 
 def kl_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """KL(p || q) of each row (nats), with 0 log 0 = 0."""
-    return rel_entr(p, q).sum(1)
+    return scipy.special.rel_entr(p, q).sum(1)
 
 
 def js_rows(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -332,7 +374,7 @@ def js_bad_teacher_code(p: np.ndarray, q: np.ndarray) -> float:
     """The bad-teacher code's ``JSDiv``: ``0.5 F.kl_div(log p, m) + 0.5 F.kl_div(log q, m)`` with the default mean
     reduction, i.e. (KL(m || p) + KL(m || q)) / 2 summed over rows and divided by rows x classes."""
     m = (p + q) / 2
-    return float((rel_entr(m, p).mean() + rel_entr(m, q).mean()) / 2)
+    return float((scipy.special.rel_entr(m, p).mean() + scipy.special.rel_entr(m, q).mean()) / 2)
 
 
 def forget_probabilities(ev: Evaluation, other: str) -> tuple[np.ndarray, np.ndarray]:
@@ -501,3 +543,82 @@ def tpr_at_fpr(labels: np.ndarray, scores: np.ndarray, fpr: float) -> float:
 def ulira_tpr_at_1pct_fpr(ev: Evaluation):
     """U-LiRA-style MIA: true-positive rate at 1 % false-positive rate. Closer to the oracle (about 0.01); fraction."""
     return tpr_at_fpr(*ulira_curve(ev), 0.01)
+
+
+# --- per-example scores against ensembles (issue 14; ensemble_metrics) ---------------------------------------------
+
+
+def stacked_part(ev: Evaluation, stack: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Logits ``[models, n_part, classes]`` and labels of one part (as ``Evaluation.part``) of stacked logits."""
+    if name in ("forget", "retain"):
+        idx = ev.split[name]
+        return stack["train_logits"][:, idx], ev.train_y[idx]
+    if name == "test":
+        return stack["test_logits"], ev.test_y
+    idx = ev.split[name]
+    return stack["test_logits"][:, idx], ev.test_y[idx]
+
+
+def ensemble_score(ev: Evaluation, kind: str) -> dict | None:
+    """``neurips`` or ``klom`` of the run's ensembles, computed once; None where the run has no ensembles (a method
+    outside ``evaluation.methods``)."""
+    from . import ensemble_metrics as em
+
+    if ev.ensembles is None:
+        return None
+    if kind not in ev.scores:
+        unlearned, oracles = ev.ensembles.sides()
+        parts = {p: (stacked_part(ev, unlearned, p), stacked_part(ev, oracles, p)) for p in ("forget", "retain", "test")}
+        if kind == "neurips":
+            (uf, y), (of, _) = parts["forget"]
+            acc = {p: (em.accuracies(*u), em.accuracies(*o)) for p, (u, o) in parts.items()}
+            ev.scores[kind] = em.neurips2023_score(uf, of, y, acc["retain"], acc["test"])
+        else:
+            ev.scores[kind] = em.klom({p: u[0] for p, (u, _) in parts.items()}, {p: o[0] for p, (_, o) in parts.items()},
+                                      {p: u[1] for p, (u, _) in parts.items()})
+    return ev.scores[kind]
+
+
+@metric("higher", scale="ratio", needs=("ensembles",))
+def neurips_score(ev: Evaluation):
+    """NeurIPS 2023 challenge score F x (RA_U / RA_R) x (TA_U / TA_R), N unlearned vs N oracles. Higher is better.
+
+    Triantafillou et al. 2024 (``ensemble_metrics.neurips2023_score``): per-example epsilon of the logit-scaled
+    confidences on D_f, bucketed into F; the utility ratios average each side's accuracies. N and the epsilon cap
+    it implies are in metrics.json's ``ensemble``; even two samples of one distribution score well below 1 (see
+    the retrain row, oracle vs oracle). Ratio.
+    """
+    score = ensemble_score(ev, "neurips")
+    return None if score is None else float(score["score"])
+
+
+@metric("higher", needs=("ensembles",))
+def neurips_forgetting_quality(ev: Evaluation):
+    """NeurIPS 2023 challenge forgetting quality F: mean bucket points of per-example epsilons on D_f. Higher is better.
+
+    Buckets of width 0.5 up to the cap ceil(ln(N - 1)) (examples at or above it score 0); fraction.
+    """
+    score = ensemble_score(ev, "neurips")
+    return None if score is None else float(score["forgetting_quality"])
+
+
+def _register_klom(stat: str, part: str) -> None:
+    def fn(ev: Evaluation):
+        score = ensemble_score(ev, "klom")
+        return None if score is None else score[part][stat]
+
+    name = f"klom_{stat}_{part}"
+    fn.__name__ = name
+    fn.__doc__ = (
+        f"KLoM {stat.upper() if stat != 'mean' else 'mean'} over {part}: per-example KL between binned margins of N "
+        f"unlearned models and N oracles. Lower is better; nats.\n\n"
+        "EasyDUB's KL divergence of margins (``ensemble_metrics.klom``; 20 bins over the pooled range, oracle bins "
+        "floored at 1e-5, at most ln 1e5 = 11.5); P95 is EasyDUB's headline. It shrinks with N even between two "
+        "samples of one distribution (see the retrain row, oracle vs oracle)."
+    )
+    metric("lower", scale="nats", needs=("ensembles",), name=name)(fn)
+
+
+for _part in ("forget", "retain", "test"):
+    for _stat in ("p95", "mean", "p05"):
+        _register_klom(_stat, _part)

@@ -26,6 +26,11 @@ MODELS: dict[str, Callable[..., "ImageClassifier"]] = {}
 
 
 def register_model(fn):
+    """Register a model builder ``fn(spec, **options) -> ImageClassifier`` under its name; a name registered twice
+    (by another function) is an error, as for methods."""
+    if fn.__name__ in MODELS and MODELS[fn.__name__] is not fn:
+        first = MODELS[fn.__name__].__module__
+        raise ValueError(f"model {fn.__name__!r} is registered twice ({first}, {fn.__module__})")
     MODELS[fn.__name__] = fn
     return fn
 
@@ -87,6 +92,17 @@ def airbench(spec: DatasetSpec, widths: tuple[int, ...] = (64, 256, 256)) -> Ima
     if not widths or any(int(w) != w or w < 1 for w in widths):
         raise UserError(f"airbench: widths must be positive integers (got {widths})")
     return ImageClassifier(FastNet(spec.channels, spec.size, spec.num_classes, tuple(widths)), "head", spec)
+
+
+@register_model
+def tiny_cnn(spec: DatasetSpec, channels: int = 16) -> ImageClassifier:
+    """One convolution: conv 3x3 (``channels``) - BatchNorm - ReLU - 4x4 average pool - linear head ``fc``. Not a
+    paper's model: it trains in seconds on digits (tests, trying a method out)."""
+    net = nn.Sequential(OrderedDict(
+        conv=nn.Conv2d(spec.channels, channels, 3, padding=1), bn=nn.BatchNorm2d(channels), relu=nn.ReLU(),
+        pool=nn.AdaptiveAvgPool2d(4), flat=nn.Flatten(), fc=nn.Linear(16 * channels, spec.num_classes),
+    ))
+    return ImageClassifier(net, "fc", spec)
 
 
 ACTIVATIONS = {"sigmoid": nn.Sigmoid, "relu": nn.ReLU, "tanh": nn.Tanh}

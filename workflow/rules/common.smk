@@ -7,6 +7,7 @@ from unlearnbench import UserError
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys, method_config
 from unlearnbench.config import pairings, scenarios_of
 from unlearnbench.io import provenance
+from unlearnbench.results import ORACLE
 from unlearnbench.catalog import supports
 from unlearnbench.steps import check_step
 
@@ -16,7 +17,7 @@ try:
     config.update(apply_scale(config))  # --config scale=reduced: the config's reduced grid
     check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
-    config["methods"].setdefault("retrain", None)  # the oracle is always available
+    config["methods"].setdefault(ORACLE, None)  # the retrain oracle is always available
     check_config(config)
     check_report(config, workflow.basedir)
 except UserError as err:

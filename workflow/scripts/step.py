@@ -1,4 +1,4 @@
-"""Generic Snakemake script: call the rule's step (``params.step``, an ``unlearnbench.steps.Step``) with the
+"""Generic Snakemake script: call the rule's step (``params.step``, "<stage>.<function>") with the
 rule's named inputs, outputs and params as keyword arguments (the rules name them after the step's arguments; a
 name used twice is an error)."""
 
@@ -11,7 +11,7 @@ def _plain(value):
 
 snakemake = globals()["snakemake"]  # injected by Snakemake
 parts = {part: {k: v for k, v in getattr(snakemake, part).items()} for part in ("input", "output", "params")}
-step = parts["params"].pop("step").name
+step = parts["params"].pop("step")
 # the config's thread count (a params entry, so that changing it reruns the job), not Snakemake's, which --cores
 # scales down: results depend on it
 threads = parts["params"].pop("threads", None)

@@ -19,7 +19,6 @@ from typing import Literal
 import torch
 from torch import nn
 
-from .. import UserError
 from ..importance import fisher_diagonal
 from ..splits import class_index
 from ..values import Positive, PositiveInt
@@ -70,8 +69,6 @@ def fisher_forgetting(
     classifier rows as Golatkar's code does (no effect in other scenarios; the copy in SSD's random-forgetting script has
     no such step).
     """
-    if len(task.forget) == 0:
-        raise UserError("fisher_forgetting: the forget set is empty, so there is nothing to forget; check the scenario")
     batches = task.loader(task.retain, batch_size, shuffle=False, augment=False)
     # per-sample Jacobians take chunk x classes x parameters floats: 32 samples keep that to a few GB on ResNet-18
     fisher = fisher_diagonal(model, batches, per_sample=estimator == "per_sample", chunk_size=32)

@@ -92,8 +92,6 @@ def _ssd(
     model: nn.Module, task: UnlearnTask, *, label_free: bool, alpha: float, lambda_: float, batch_size: int | None, estimator: str
 ) -> nn.Module:
     name = "lfssd" if label_free else "ssd"
-    if len(task.forget) == 0:
-        raise UserError(f"{name}: the forget set is empty, so there is nothing to forget; check the scenario")
     # The official batch sizes, to which the published alpha values are tied: 64, and 128 for random forgetting.
     batch_size = (128 if task.scenario.get("kind") == "random" else 64) if batch_size is None else batch_size
     loss, power = (squared_logit_norm, 1) if label_free else (cross_entropy, 2)

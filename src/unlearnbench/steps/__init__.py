@@ -9,21 +9,12 @@ is parsed by reading the module's source (``check_step``, no import: planning lo
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from .. import UserError
 
 STAGES = ("data", "train", "unlearn", "evaluate", "references", "report")
-
-
-@dataclass(frozen=True)
-class Step:
-    """A rule's step, ``"<stage>.<function>"``. Not a plain string on purpose: Snakemake's params trigger skips
-    values that are not plain data, so the step's name (code, not a setting) never reruns a finished job."""
-
-    name: str
 
 
 @cache
@@ -39,11 +30,12 @@ def step_functions(stage: str) -> frozenset[str]:
     return frozenset(names)
 
 
-def check_step(name: str) -> Step:
-    """The step ``name`` ("<stage>.<function>") if ``steps/<stage>.py`` has that function, else a ``UserError``."""
+def check_step(name: str) -> str:
+    """The step ``name`` ("<stage>.<function>") if ``steps/<stage>.py`` has that function, else a ``UserError``. A
+    plain string: a rule's params record it, so renaming a step reruns its jobs once (Snakemake's params trigger)."""
     stage, _, function = name.partition(".")
     if stage not in STAGES:
         raise UserError(f"step {name!r}: no stage {stage!r}; stages: {', '.join(STAGES)}")
     if function not in step_functions(stage):
         raise UserError(f"step {name!r}: unlearnbench/steps/{stage}.py has no function {function!r}")
-    return Step(name)
+    return name

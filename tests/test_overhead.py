@@ -99,3 +99,36 @@ def test_inference_batch_size_per_device():
     assert inference_batch_size(image(32), cpu) == 64
     assert inference_batch_size(image(224), cpu) == 64
     assert inference_batch_size(image(32), cuda) == 1024
+
+
+def test_a_checkpoint_loads_without_the_parity_build(tmp_path, monkeypatch):
+    """Loading a checkpoint skips the throwaway ImageNet-width ResNet-18 (random draws only); the loaded model is
+    the saved one, and a fresh build still draws as before (test_resnet18_equals_the_torchvision_build)."""
+    from unlearnbench import resnet
+    from unlearnbench.checkpoint import load_model, model_config, save_checkpoint
+
+    config = model_config("resnet18", "digits", {"width": 2})
+    saved = create_model("resnet18", "digits", width=2)
+    saved.train()
+    saved(torch.rand(16, 1, 8, 8))  # running statistics that are not the initial ones
+    save_checkpoint(tmp_path / "m.pt", saved, config)
+    widths = []
+    built = resnet.ResNet18
+    monkeypatch.setattr(resnet, "ResNet18", lambda *a, **kw: widths.append(a[1]) or built(*a, **kw))
+    loaded, _ = load_model(tmp_path / "m.pt", expected_config=config)
+    assert widths == [2]
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), saved.state_dict().values()))
+    x = torch.randint(0, 256, (5, 1, 8, 8), dtype=torch.uint8)
+    assert torch.equal(predict_logits(loaded, x), predict_logits(saved.eval(), x))
+    widths.clear()
+    create_model("resnet18", "digits", width=2)
+    assert widths == [64, 2]
+
+
+def test_planning_modules_load_no_scipy_special_sklearn_or_matplotlib():
+    """What the rule files import at parse time (metric names included) loads none of the metrics' libraries."""
+    code = ("import sys; import unlearnbench.config, unlearnbench.io, unlearnbench.catalog, unlearnbench.steps, "
+            "unlearnbench.metrics, unlearnbench.results, unlearnbench.splits, unlearnbench.references; "
+            "print(sorted(m for m in ('scipy.special', 'sklearn', 'matplotlib') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

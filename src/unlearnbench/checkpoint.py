@@ -15,6 +15,7 @@ from torch import nn
 from . import UserError
 from .io import atomic_torch_save
 from .models import MODELS, create_model
+from .resnet import weights_loaded_next
 
 
 def model_config(name: str, dataset: str, options: dict | None = None) -> dict:
@@ -62,7 +63,8 @@ def load_model(path: str | Path, expected_config: dict | None = None) -> tuple[n
             f"checkpoint {path} was made for {ckpt['model_config']} but the config asks for {expected_config}; "
             "delete it (or rerun with --forcerun) to rebuild it"
         )
-    model = build_model(ckpt["model_config"])
+    with weights_loaded_next():  # every weight comes from the checkpoint: no draws for the random init's sake
+        model = build_model(ckpt["model_config"])
     try:
         model.load_state_dict(ckpt["state_dict"])
     except RuntimeError as err:

@@ -60,7 +60,7 @@ def check_schema(config: dict, schema_path: str | Path) -> None:
     import jsonschema
     import yaml
 
-    schema = yaml.safe_load(Path(schema_path).read_text())
+    schema = yaml.load(Path(schema_path).read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     validator = jsonschema.validators.validator_for(schema)(schema)
     error = jsonschema.exceptions.best_match(validator.iter_errors(config))
     if error is not None:
@@ -102,7 +102,7 @@ def check_yaml_keys(path: str | Path) -> None:
     """A config file must not repeat a key in one mapping (YAML loaders silently keep the last one)."""
     import yaml
 
-    class StrictLoader(yaml.SafeLoader):
+    class StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # libyaml's parser where installed
         def construct_mapping(self, node, deep=False):
             seen = set()
             for key_node, _ in node.value:
@@ -114,7 +114,7 @@ def check_yaml_keys(path: str | Path) -> None:
             return super().construct_mapping(node, deep=deep)
 
     try:
-        yaml.load(Path(path).read_text(), Loader=StrictLoader)  # noqa: S506 - a SafeLoader subclass
+        yaml.load(Path(path).read_text(), Loader=StrictLoader)  # noqa: S506 - a (C)SafeLoader subclass
     except yaml.YAMLError:
         pass  # Snakemake itself reports syntax errors
 

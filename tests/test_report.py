@@ -54,7 +54,7 @@ def test_leaderboard_ranks_per_scenario_without_the_oracle_and_splits_shared_met
     board = write_leaderboard(metrics_paths, "avg_gap", *outs)
     assert board["entry"].tolist()[:2] == ["mc", "a [e]"] and board.set_index("entry").loc["b", "mean_rank"] == 2.5
     md = (tmp_path / "board.md").read_text()
-    assert "| mc " in md and "1.0 ± 0.1 (#1)" in md and "–" in md  # mc did not run on 'rand'
+    assert "| mc " in md and "1.0 ± 0.1 [0.9, 1.1] (#1)" in md and "–" in md  # mc did not run on 'rand'
 
 
 def test_leaderboard_needs_its_score(metrics_paths, tmp_path):

@@ -154,18 +154,21 @@ def save(fig, out_png: str, out_pdf: str, title: str | None = None) -> None:
 
 
 def leaderboard_heatmap(ranked: pd.DataFrame, order: list[str], score: str, out_png: str, out_pdf: str) -> None:
-    """Methods (best mean rank first) × scenarios, coloured by rank and annotated with the score and the rank."""
+    """Methods (best mean rank first) × scenarios, coloured by rank and annotated with the score and the rank ('='
+    after a rank not distinguishable from a neighbour's, ``tables.intervals``)."""
     plt = pyplot()
     import seaborn as sns
 
     ranks = ranked.pivot(index="entry", columns="scenario", values="rank").reindex(order)
     scores = ranked.pivot(index="entry", columns="scenario", values="mean").reindex(order)
     fig, ax = plt.subplots(figsize=(1.6 + 1.5 * ranks.shape[1], 0.8 + 0.35 * len(order)))
+    tied = ranked.pivot(index="entry", columns="scenario", values="tied").reindex(order).fillna(False).astype(bool)
     labels = (scores.map(lambda v: fmt(v, scale=METRICS[score].scale))
-              + ranks.map(lambda r: f" (#{r:.0f})" if pd.notna(r) else ""))
+              + ranks.map(lambda r: f" (#{r:.0f}" if pd.notna(r) else "") + tied.map(lambda t: "=" if t else "")
+              + ranks.map(lambda r: ")" if pd.notna(r) else ""))
     sns.heatmap(ranks, annot=labels.where(ranks.notna(), ""), fmt="", cmap="viridis_r",
                 cbar_kws={"label": "rank (1 = best)"}, linewidths=0.5, ax=ax)
-    ax.set(xlabel="", ylabel="", title=f"{score} per scenario (cells), coloured by rank")
+    ax.set(xlabel="", ylabel="", title=f"{score} per scenario (cells), coloured by rank ('=': not distinguishable)")
     save(fig, out_png, out_pdf)
 
 

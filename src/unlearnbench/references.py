@@ -5,11 +5,14 @@
   from (as in SSD's code, where ZRF and Bad Teacher share it);
 - relearn time: ``relearn_recipe`` and ``relearn_curve``, epochs of fine-tuning on the forget set until its accuracy
   reaches a target;
-- U-LiRA's extra retrain oracles: ordinary ``retrain`` runs (``steps.unlearn.unlearn``) with fresh weights and
-  the training seed ``ulira_seed(seed, k)``.
+- the oracle ensemble (issue 14; U-LiRA's extra retrain oracles are its first ``evaluation.ulira.oracles``): retrain
+  oracles with fresh weights and the training seed ``oracle_seed(seed, k)``, several per job (``batches``), cached as
+  stacked logits only (``steps.references.ensemble``);
+- the unlearned ensemble: the method run again from the same original with the unlearning seeds
+  ``unlearn_seed(seed, j)``, j = 1 .. N - 1 (j = 0 is the run itself).
 
-Torch is imported when ``relearn_curve`` runs, not with this module: the workflow reads ``ulira_seed`` when it
-plans the jobs.
+Torch is imported when ``relearn_curve`` runs, not with this module: the workflow reads the seeds when it plans
+the jobs.
 """
 
 from __future__ import annotations
@@ -19,10 +22,26 @@ from dataclasses import replace
 ULIRA_SEED_STRIDE = 1_000  # U-LiRA oracle k of seed s trains with seed s + (k + 1) * this stride
 
 
-def ulira_seed(seed: int, k: int) -> int:
-    """Training seed of the k-th U-LiRA oracle of experiment seed ``seed`` (distinct from every experiment seed
-    below 1000)."""
+UNLEARN_SEED_STRIDE = 100_000  # unlearned model j of seed s runs the method with seed s + j * this stride
+
+
+def oracle_seed(seed: int, k: int) -> int:
+    """Training seed of the k-th ensemble (and U-LiRA) oracle of experiment seed ``seed`` (distinct from every
+    experiment seed below 1000)."""
     return seed + (k + 1) * ULIRA_SEED_STRIDE
+
+
+ulira_seed = oracle_seed  # the former name: U-LiRA's oracles are the ensemble's first ones
+
+
+def unlearn_seed(seed: int, j: int) -> int:
+    """The method's seed of unlearned model j of experiment seed ``seed``; j = 0 is the run itself (``seed``)."""
+    return seed + j * UNLEARN_SEED_STRIDE
+
+
+def batches(start: int, stop: int, size: int) -> list[tuple[int, int]]:
+    """[start, stop) cut into consecutive (first, end) ranges of at most ``size`` models: one job each."""
+    return [(a, min(a + size, stop)) for a in range(start, stop, size)]
 
 
 def relearn_recipe(original, lr: float, batch_size: int | None = None):

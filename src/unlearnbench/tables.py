@@ -8,6 +8,7 @@ import pandas as pd
 
 from .io import atomic_path
 from .metrics import METRICS
+from .ranking import rank_methods as rank_with_intervals
 from .results import ARROW, KEYS, ORACLE, UNIT, fmt, metric_scale
 
 LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "Δ": r"$\Delta$",
@@ -19,8 +20,23 @@ def cells(table: pd.DataFrame, column: str) -> list[str]:
     return [fmt(m, s, scale) for m, s in zip(table[f"{column}_mean"], table[f"{column}_std"])]
 
 
-def display_tables(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
-    """The summary as printed: every metric (header with unit and direction), then Δ = oracle − method."""
+def ensemble_note(records: list[dict]) -> str:
+    """The caption's sentence on the ensemble scores (issue 14): N, the oracles, the floor and the recipe, from the
+    runs' metrics.json ``ensemble`` records; empty where no run has ensemble scores."""
+    infos = {(e["n_models"], e["oracles"], e["epsilon_cap"], str(e["recipe"]))
+             for r in records if (e := r.get("ensemble"))}
+    if not infos:
+        return ""
+    parts = [f"N = {n} unlearned models per run against N of {k} retrain oracles (epsilon cap {cap:g}); "
+             + ("recipe: the experiment's" if recipe == "experiment" else f"EVALUATION-ONLY recipe {recipe}")
+             for n, k, cap, recipe in sorted(infos)]
+    return (" Ensemble scores (neurips_*, klom_*): " + "; ".join(parts) + ". The retrain row compares two halves of "
+            "the oracle ensemble (oracle vs oracle): the floor of each score at this N.")
+
+
+def display_tables(table: pd.DataFrame, note: str = "") -> list[tuple[str, pd.DataFrame]]:
+    """The summary as printed: every metric (header with unit and direction), then Δ = oracle − method; ``note``
+    (``ensemble_note``) ends the first caption."""
     columns = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
     summary, delta = table[KEYS + ["n", "seeds"]].copy(), table[KEYS + ["n", "seeds"]].copy()
     for column in columns:
@@ -31,7 +47,7 @@ def display_tables(table: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
             summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column)
     return [
         ("Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the "
-         "retrain oracle.", summary),
+         "retrain oracle." + note, summary),
         ("Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the "
          "better).", delta[delta["method"] != ORACLE]),
     ]
@@ -72,7 +88,19 @@ def rank_methods(runs: pd.DataFrame, score: str) -> pd.DataFrame:
     scores["entry"] = scores["method"].where(~shared, scores["method"] + " [" + scores["experiment"] + "]")
     ascending = METRICS[score].direction == "lower"
     scores["rank"] = scores.groupby("scenario")["mean"].rank(method="min", ascending=ascending)
-    return scores
+    return scores.merge(intervals(runs.merge(scores[KEYS + ["entry"]], on=KEYS), score), on=["scenario", "entry"],
+                        how="left")
+
+
+def intervals(runs: pd.DataFrame, score: str) -> pd.DataFrame:
+    """Per scenario and entry: the 95 % bootstrap interval of the mean score over seeds (``ranking``) and whether
+    its rank cannot be told apart from a neighbour's (``tied``)."""
+    direction = "lower" if METRICS[score].direction == "lower" else "higher"
+    parts = []
+    for scenario, group in runs.groupby("scenario", sort=False):
+        ranked = rank_with_intervals(group[["entry", score]].rename(columns={score: "value"}), direction, by="entry")
+        parts.append(ranked.assign(scenario=scenario, tied=ranked["tied_above"] | ranked["tied_below"]))
+    return pd.concat(parts)[["scenario", "entry", "ci_low", "ci_high", "tied"]]
 
 
 def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
@@ -82,21 +110,26 @@ def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
     return board.sort_values(["mean_rank", "scenarios"], ascending=[True, False]).reset_index()
 
 
-def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str) -> tuple[str, pd.DataFrame]:
-    """The leaderboard as printed: mean rank, then each scenario's score and rank; with its caption."""
+def cell(row: pd.Series, scale: str) -> str:
+    """'mean ± std [ci_low, ci_high] (#rank)', '=' after the rank where a neighbour's is not distinguishable."""
+    interval = "" if pd.isna(row["ci_low"]) else f" [{fmt(row['ci_low'], scale=scale)}, {fmt(row['ci_high'], scale=scale)}]"
+    return f"{fmt(row['mean'], row['std'], scale)}{interval} (#{row['rank']:.0f}{'=' if row['tied'] else ''})"
+
+
+def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str, note: str = "") -> tuple[str, pd.DataFrame]:
+    """The leaderboard as printed: mean rank, then each scenario's score, interval and rank; with its caption."""
     shown = board[["entry"]].rename(columns={"entry": "method"}).assign(
         **{"mean rank": board["mean_rank"].map("{:.2f}".format)})
     scale = METRICS[score].scale
     for scenario, group in ranked.groupby("scenario", sort=False):
         by_entry = group.set_index("entry")
-        shown[scenario] = [
-            f"{fmt(by_entry.at[e, 'mean'], by_entry.at[e, 'std'], scale)} (#{by_entry.at[e, 'rank']:.0f})"
-            if e in by_entry.index else "–"
-            for e in board["entry"]
-        ]
-    caption = (f"Methods ranked by {score} ({ARROW[METRICS[score].direction]}), mean ± std over seeds, rank per "
-               f"scenario in brackets, among all methods on that scenario; sorted by mean rank over the scenarios "
-               f"each method applies to. The retrain oracle is the reference, not ranked.")
+        shown[scenario] = [cell(by_entry.loc[e], scale) if e in by_entry.index else "–" for e in board["entry"]]
+    caption = (f"Methods ranked by {score} ({ARROW[METRICS[score].direction]}), mean ± std over seeds, its 95 % "
+               f"percentile-bootstrap interval over seeds in square brackets (none with one seed), rank per scenario "
+               f"in round brackets, among all methods on that scenario; '=' marks a rank not distinguishable from a "
+               f"neighbour's (the bootstrap interval of the difference of their means contains 0; always so with one "
+               f"seed). Sorted by mean rank over the scenarios each method applies to. The retrain oracle is the "
+               f"reference, not ranked." + note)
     return caption, shown
 
 

@@ -18,9 +18,19 @@ def metric_inputs(w):
         inputs["incompetent_path"] = incompetent_path(w.exp, w.seed)
     if "relearn" in METRIC_NEEDS:
         inputs["relearn_path"] = f"{run}/relearn.json"
-    if "ulira_oracles" in METRIC_NEEDS:
-        inputs["ulira_paths"] = ulira_oracle_paths(w.exp, w.seed, w.scenario)
+    if ULIRA_ORACLES or evaluated(w.method):
+        inputs["oracle_ensemble_paths"] = oracle_ensemble_paths(w.exp, w.seed, w.scenario)
+    if evaluated(w.method):
+        inputs["unlearned_paths"] = unlearned_paths(w.exp, w.seed, w.scenario, w.method)
     return inputs
+
+
+def ensemble_settings(w):
+    """The ensemble scores' N, whether the run has an unlearned ensemble, and the evaluation-only recipe; None
+    where the run gets no ensemble scores."""
+    if not evaluated(w.method):
+        return None
+    return {"n": ENSEMBLE_N, "unlearned": w.method != ORACLE, "recipe": EVALUATION.get("recipe")}
 
 
 rule metrics:
@@ -32,6 +42,8 @@ rule metrics:
     params:
         step=step("evaluate.evaluate_run"),
         names=config["metrics"],
+        ulira_oracles=lambda w: ULIRA_ORACLES,
+        ensemble=ensemble_settings,
         context=lambda w: {
             "experiment": w.exp,
             "scenario": w.scenario,

@@ -1,20 +1,53 @@
 # Models the metrics compare with, beyond the retrain oracle of the same seed, and the training-based metrics:
-# ZRF's incompetent model (one forward pass per experiment and seed), relearn time (per run) and U-LiRA's extra
-# retrain oracles (per experiment, seed and scenario). Each is built only when a configured metric needs it.
-# Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs, lr, batch_size; ulira: oracles).
+# ZRF's incompetent model (one forward pass per experiment and seed), relearn time (per run), and the ensembles of
+# issue 14: the oracle ensemble (retrain oracles with fresh weights, per experiment, seed and scenario; U-LiRA's
+# extra oracles are its first ones) and each evaluated run's unlearned ensemble (the method again from the same
+# original with other unlearning seeds), several models per job, cached as stacked logits only. Each is built only
+# when a configured metric needs it. Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs,
+# lr, batch_size; ulira: oracles; oracles, unlearn_seeds, methods, models_per_job, recipe).
 
-from unlearnbench.references import ulira_seed
+from unlearnbench.references import batches, oracle_seed, unlearn_seed
 
 EVALUATION = config.get("evaluation", {})
+ENSEMBLE_N = EVALUATION.get("unlearn_seeds", 0)  # N: unlearned models per evaluated run, oracles per side
+ULIRA_ORACLES = EVALUATION.get("ulira", {}).get("oracles", 4) if "ulira_oracles" in METRIC_NEEDS else 0
+ENSEMBLE_ORACLES = EVALUATION.get("oracles", 0) if "ensembles" in METRIC_NEEDS else 0
+ORACLES = max(ENSEMBLE_ORACLES, ULIRA_ORACLES)  # the oracle ensemble's size
+PER_JOB = EVALUATION.get("models_per_job", 4)
+if "ensembles" in METRIC_NEEDS and not 2 <= ENSEMBLE_N <= ENSEMBLE_ORACLES // 2:
+    raise WorkflowError(
+        f"config error: the ensemble metrics need evaluation.unlearn_seeds N >= 2 and evaluation.oracles >= 2 N "
+        f"(N unlearned models against oracles N..2N-1, oracles 0..N-1 as the oracle-vs-oracle floor); "
+        f"got unlearn_seeds {ENSEMBLE_N}, oracles {EVALUATION.get('oracles', 0)}")
 
 
 def incompetent_path(exp, seed):
     return f"{RUN}/{exp}/seed{seed}/incompetent/logits.npz"
 
 
-def ulira_oracle_paths(exp, seed, scenario):
-    count = EVALUATION.get("ulira", {}).get("oracles", 4)
-    return [f"{RUN}/{exp}/seed{seed}/{scenario}/ulira_oracles/oracle{k}/logits.npz" for k in range(count)]
+def oracle_ensemble_paths(exp, seed, scenario):
+    """The oracle ensemble's job outputs (oracles first..end-1 each), in oracle order."""
+    return [f"{RUN}/{exp}/seed{seed}/{scenario}/oracles/k{a}-{b}.npz" for a, b in batches(0, ORACLES, PER_JOB)]
+
+
+def evaluated(method):
+    """Whether a run of the method entry gets ensemble scores: those of `evaluation.methods` (default: every entry
+    but `original`); the retrain oracle's entry scores oracle against oracle (the floor)."""
+    return "ensembles" in METRIC_NEEDS and method in EVALUATION.get("methods", [m for m in config["methods"] if m != "original"])
+
+
+def unlearned_paths(exp, seed, scenario, method):
+    """The unlearned ensemble's job outputs beyond the run itself (models 1..N-1); none for the retrain oracle."""
+    if method == ORACLE:
+        return []
+    run = run_dir(exp, seed, scenario, method)
+    return [f"{run}/unlearn_seeds/j{a}-{b}.npz" for a, b in batches(1, ENSEMBLE_N, PER_JOB)]
+
+
+def ensemble_train(exp):
+    """The recipe the ensembles train with: the experiment's, with `evaluation.recipe`'s overrides (labelled in
+    every table as evaluation-only)."""
+    return {**EXPERIMENTS[exp]["train"], **EVALUATION.get("recipe", {})}
 
 
 rule incompetent:
@@ -76,35 +109,67 @@ rule relearn:
         "../scripts/step.py"
 
 
-rule ulira_oracle:
-    """One extra retrain oracle for U-LiRA: the retain set of this seed's split, fresh weights, its own seed."""
+ENSEMBLE_JOB = dict(  # what both ensemble rules share
+    step=step("references.ensemble"),
+    model=lambda w: model_spec(w.exp),
+    train=lambda w: ensemble_train(w.exp),
+    scenario=lambda w: config["scenarios"][w.scenario],
+    device=config["device"],
+    threads=config["threads"],  # results depend on it: a change reruns the job
+    compile=config["compile"],
+    precision=config["precision"],
+)
+
+
+rule oracle_ensemble:
+    """Retrain oracles first..end-1 of the oracle ensemble (fresh weights, training seed oracle_seed(seed, k)), one
+    after another in one job; logits only."""
     input:
         original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
         data_path=exp_dataset_path,
         split_path=split_path,
     output:
-        out_model=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/ulira_oracles/oracle{{k}}/model.pt",
-        out_run=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/ulira_oracles/oracle{{k}}/run.json",
-        out_logits=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/ulira_oracles/oracle{{k}}/logits.npz",
+        out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/oracles/k{{first}}-{{end}}.npz",
     params:
-        step=step("unlearn.unlearn"),
         method={"method": "retrain", "from_initial": False},
-        model=lambda w: model_spec(w.exp),
-        train=lambda w: EXPERIMENTS[w.exp]["train"],
-        scenario=lambda w: config["scenarios"][w.scenario],
-        seed=lambda w: ulira_seed(int(w.seed), int(w.k)),
-        device=config["device"],
-        threads=config["threads"],  # results depend on it: a change reruns the job
-        compile=config["compile"],
-        precision=config["precision"],
+        seeds=lambda w: [oracle_seed(int(w.seed), k) for k in range(int(w.first), int(w.end))],
+        **ENSEMBLE_JOB,
     wildcard_constraints:
-        k=r"\d+",
+        first=r"\d+",
+        end=r"\d+",
     threads: config["threads"]
-    resources:  # full scale (CIFAR, one GPU); a retry asks twice as much
+    resources:  # full scale (CIFAR, one GPU), per model of the job; a retry asks twice as much
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,
-        runtime=lambda w, attempt: 240 * attempt,
+        runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
-        f"{LOGS}/ulira_oracle/{{exp}}/seed{{seed}}/{{scenario}}/oracle{{k}}.log",
+        f"{LOGS}/oracle_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/k{{first}}-{{end}}.log",
+    script:
+        "../scripts/step.py"
+
+
+rule unlearn_ensemble:
+    """Unlearned models first..end-1 of a run's unlearned ensemble: the method again on the same original with
+    unlearning seed unlearn_seed(seed, j) (j = 0 is the run itself), one after another in one job; logits only."""
+    input:
+        original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
+        data_path=exp_dataset_path,
+        split_path=split_path,
+    output:
+        out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/unlearn_seeds/j{{first}}-{{end}}.npz",
+    params:
+        method=lambda w: method_config(config, w.method),
+        seeds=lambda w: [unlearn_seed(int(w.seed), j) for j in range(int(w.first), int(w.end))],
+        **ENSEMBLE_JOB,
+    wildcard_constraints:
+        first=r"\d+",
+        end=r"\d+",
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
+    log:
+        f"{LOGS}/unlearn_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/j{{first}}-{{end}}.log",
     script:
         "../scripts/step.py"

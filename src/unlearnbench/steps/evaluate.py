@@ -7,7 +7,7 @@ import copy
 import numpy as np
 
 from ..io import atomic_write_json, load_json, load_npz, provenance
-from ..metrics import Evaluation, compute
+from ..metrics import Ensembles, Evaluation, compute
 
 
 def load_evaluation(logits_path: str, split: dict[str, np.ndarray], run_path: str | None = None,
@@ -22,10 +22,15 @@ def load_evaluation(logits_path: str, split: dict[str, np.ndarray], run_path: st
 def evaluate_run(
     logits_path: str, split_path: str, run_path: str, names: list[str], context: dict, out: str,
     oracle_logits_path: str | None = None, oracle_run_path: str | None = None, incompetent_path: str | None = None,
-    relearn_path: str | None = None, ulira_paths: list[str] | None = None,
+    relearn_path: str | None = None, oracle_ensemble_paths: list[str] | None = None, ulira_oracles: int = 0,
+    unlearned_paths: list[str] | None = None, ensemble: dict | None = None,
 ) -> None:
     """Metrics of one run from its cached logits (and those of the models it is compared with), written with its
-    configuration and provenance."""
+    configuration and provenance.
+
+    ``oracle_ensemble_paths``: the oracle ensemble's stacked logits (``steps.references.ensemble``), whose first
+    ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned}``): the ensemble scores' N and
+    whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``)."""
     split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))
     ev = load_evaluation(logits_path, split, run_path)
     if oracle_logits_path:
@@ -34,6 +39,23 @@ def evaluate_run(
         ev.incompetent = load_evaluation(incompetent_path, split, seed=ev.seed)
     if relearn_path:
         ev.relearn = load_json(relearn_path, "relearn record")
-    ev.ulira_oracles = [load_evaluation(p, split, seed=ev.seed) for p in ulira_paths or []]
+    oracles = load_stack(oracle_ensemble_paths or [])
+    if ulira_oracles:
+        ev.ulira_oracles = [Evaluation(oracles["train_logits"][k], oracles["test_logits"][k], ev.train_y, ev.test_y,
+                                       split, seed=ev.seed) for k in range(ulira_oracles)]
+    record = {}
+    if ensemble:
+        own = {"train_logits": ev.train_logits[None], "test_logits": ev.test_logits[None]}
+        unlearned = load_stack([own, *(unlearned_paths or [])]) if ensemble["unlearned"] else None
+        ev.ensembles = Ensembles(oracles, unlearned, ensemble["n"], ensemble.get("recipe"))
+        record = {"ensemble": ev.ensembles.record()}
     values = compute(ev, names)
-    atomic_write_json({**copy.deepcopy(context), "metrics": values, "run": ev.run, "provenance": provenance()}, out)
+    atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,
+                       "provenance": provenance()}, out)
+
+
+def load_stack(parts: list) -> dict[str, np.ndarray]:
+    """Stacked logits of an ensemble from its jobs' files (or dicts of arrays), in order: ``[models, n, classes]``."""
+    loaded = [p if isinstance(p, dict) else load_npz(p, "ensemble logits file", ("train_logits", "test_logits"))
+              for p in parts]
+    return {k: np.concatenate([np.asarray(p[k]) for p in loaded]) for k in ("train_logits", "test_logits")} if loaded else {}

@@ -1,5 +1,5 @@
-"""Steps of ``workflow/rules/references.smk``: the incompetent teacher's logits and a run's relearn time (U-LiRA's
-extra retrain oracles are ``steps.unlearn.unlearn`` runs)."""
+"""Steps of ``workflow/rules/references.smk``: the incompetent teacher's logits, a run's relearn time and the
+ensembles of oracles and unlearned models (U-LiRA's extra retrain oracles are the oracle ensemble's first ones)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import torch
 
 from ..checkpoint import load_model, model_config
 from ..data import get_spec, load_dataset, training_loader
-from ..io import atomic_write_json, provenance
+from ..io import atomic_path, atomic_write_json, provenance
 from ..methods.bad_teacher import incompetent_teacher
 from ..references import relearn_curve, relearn_recipe
 from ..splits import load_split
 from ..train import Recipe, predict_logits, resolve_device, set_seed
-from .unlearn import save_logits
+from .unlearn import logits_of, run_unlearning, save_logits
 
 log = logging.getLogger(__name__)
 
@@ -64,3 +64,26 @@ def relearn(
     atomic_write_json({"epochs": epoch, "reached": history[-1] >= target, "forget_acc": history, "threshold": target,
                        "fraction": None if absolute else threshold, "original_forget_acc": reference,
                        "max_epochs": max_epochs, "lr": lr, "seed": seed, "provenance": provenance()}, out)
+
+
+def ensemble(
+    original_path: str, data_path: str, split_path: str, method: dict, model: dict, train: dict, scenario: dict,
+    seeds: list[int], out: str, device: str = "auto", compile: bool = False, precision: str = "auto",
+) -> None:
+    """Several models of an ensemble (issue 14), one after another: ``method`` on a copy of the original with each
+    of ``seeds`` (the oracle ensemble: ``retrain`` from fresh weights, the seed its training seed). Only their
+    logits are kept, stacked ``[len(seeds), n, classes]`` (``train_logits``, ``test_logits``) with the labels, the
+    seeds and each model's method time. Sequential: ``ensemble.fit_stacked`` is slower than this on the CPU."""
+    data, split, dev = load_dataset(data_path), load_split(split_path), resolve_device(device)
+    runs = []
+    for seed in seeds:
+        net, _, record = run_unlearning(original_path, data, split, method, model, train, scenario, seed, dev,
+                                        compile, precision)
+        runs.append((logits_of(net, data, dev), record["seconds"]))
+        log.info("ensemble model with seed %d: %.2f s", seed, record["seconds"])
+    arrays = {key: np.stack([lg[key] for lg, _ in runs]) for key in ("train_logits", "test_logits")}
+    arrays |= {"train_y": runs[0][0]["train_y"], "test_y": runs[0][0]["test_y"], "seeds": np.asarray(seeds),
+               "seconds": np.asarray([s for _, s in runs])}
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)

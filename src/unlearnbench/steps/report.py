@@ -9,10 +9,11 @@ import yaml
 
 from .. import UserError
 from ..figures import draw_figure, leaderboard_heatmap, reported_scatter
+from ..metrics import METRICS
 from ..reported import compare, match
 from ..results import load_records, load_runs, provenance_table, runs_frame, summarise
-from ..tables import (comparison_display, display_tables, leaderboard, leaderboard_display, rank_methods,
-                      write_tables)
+from ..tables import (comparison_display, display_tables, ensemble_note, leaderboard, leaderboard_display,
+                      rank_methods, write_tables)
 
 
 def write_summary(metrics_paths: list[str], out_csv: str, out_md: str, out_tex: str) -> pd.DataFrame:
@@ -21,7 +22,7 @@ def write_summary(metrics_paths: list[str], out_csv: str, out_md: str, out_tex: 
     records = load_records(metrics_paths)
     table = summarise(runs_frame(records))
     provenance = ("Provenance: the code that produced the runs (metrics.json).", provenance_table(records))
-    write_tables(table, display_tables(table) + [provenance], out_csv, out_md, out_tex)
+    write_tables(table, display_tables(table, ensemble_note(records)) + [provenance], out_csv, out_md, out_tex)
     return table
 
 
@@ -34,12 +35,14 @@ def write_figure(metrics_paths: list[str], out_png: str, out_pdf: str, spec: dic
 def write_leaderboard(metrics_paths: list[str], score: str, out_csv: str, out_md: str, out_tex: str, out_png: str,
                       out_pdf: str) -> pd.DataFrame:
     """The leaderboard as a table (per-scenario score and rank, mean rank) and as a heatmap of ranks."""
-    runs = load_runs(metrics_paths)
+    records = load_records(metrics_paths)
+    runs = runs_frame(records)
     if score not in runs.columns:
         raise UserError(f"the leaderboard's score {score!r} was not computed; add it to the config's metrics")
     ranked = rank_methods(runs, score)
     board = leaderboard(ranked)
-    write_tables(ranked, [leaderboard_display(ranked, board, score)], out_csv, out_md, out_tex)
+    note = ensemble_note(records) if "ensembles" in METRICS[score].needs else ""
+    write_tables(ranked, [leaderboard_display(ranked, board, score, note)], out_csv, out_md, out_tex)
     leaderboard_heatmap(ranked, board["entry"].tolist(), score, out_png, out_pdf)
     return board
 

@@ -27,10 +27,22 @@ def unlearn(
 ) -> None:
     """Run one method on a copy of the original model; record its wall time (evaluation excluded) and cache the
     unlearned model's logits on the whole training and test sets with their labels (``logits.npz``)."""
+    data, split, dev = load_dataset(data_path), load_split(split_path), resolve_device(device)
+    net, config, record = run_unlearning(original_path, data, split, method, model, train, scenario, seed, dev,
+                                         compile, precision)
+    save_checkpoint(out_model, net, config, meta={"method": method, "seconds": record["seconds"], "seed": seed})
+    save_logits(net, data, out_logits, dev)
+    atomic_write_json({**record, "provenance": provenance()}, out_run)
+
+
+def run_unlearning(
+    original_path: str, data: dict, split: dict, method: dict, model: dict, train: dict, scenario: dict, seed: int,
+    dev: torch.device, compile: bool = False, precision: str = "auto",
+) -> tuple[torch.nn.Module, dict, dict]:
+    """One method on a copy of the original model: the unlearned network, its model config and its run record
+    (method, wall time without the method's own evaluation, seed, the task's record)."""
     config = model_config(model["name"], model["dataset"], model.get("options"))
     net, ckpt = load_model(original_path, expected_config=config)
-    data, split = load_dataset(data_path), load_split(split_path)
-    dev = resolve_device(device)
     fine = data.get("train_fine_y")  # CIFAR-20's fine labels (sub-class protocols group by them)
 
     def part(idx) -> Subset:
@@ -55,21 +67,24 @@ def unlearn(
     log.info("%s took %.2f s (%.2f s more untimed)", method["method"], seconds, task.untimed_seconds)
     if any(not torch.isfinite(p).all() for p in net.parameters()):
         raise UserError(f"method {method['method']} produced non-finite weights; check its hyperparameters {hparams}")
-    save_checkpoint(out_model, net, config, meta={"method": method, "seconds": seconds, "seed": seed})
-    save_logits(net, data, out_logits, dev)
-    atomic_write_json({"method": method, "seconds": seconds, "untimed_seconds": task.untimed_seconds, "seed": seed,
-                       "record": task.record, "provenance": provenance()}, out_run)
+    return net, config, {"method": method, "seconds": seconds, "untimed_seconds": task.untimed_seconds, "seed": seed,
+                         "record": task.record}
 
 
-def save_logits(net: torch.nn.Module, data: dict, out: str, device: torch.device) -> None:
+def logits_of(net: torch.nn.Module, data: dict, device: torch.device) -> dict[str, np.ndarray]:
     """Logits (eval mode, no augmentation, fp32 whatever the training precision) of the whole training and test
     sets, with their labels."""
-    arrays = {
+    return {
         "train_logits": predict_logits(net, data["train_x"], device=device).numpy(),
         "test_logits": predict_logits(net, data["test_x"], device=device).numpy(),
         "train_y": data["train_y"].numpy(),
         "test_y": data["test_y"].numpy(),
     }
+
+
+def save_logits(net: torch.nn.Module, data: dict, out: str, device: torch.device) -> None:
+    """``logits_of`` the network, written as ``logits.npz``."""
+    arrays = logits_of(net, data, device)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)

@@ -1,0 +1,167 @@
+"""The ensemble evaluation in the DAG (issue 14): the oracle and unlearned ensembles as jobs, the registered scores
+(NeurIPS 2023 challenge score, KLoM) with N recorded, and the leaderboard's bootstrap intervals and ties."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from unlearnbench import ensemble_metrics as em
+from unlearnbench.metrics import METRICS, Ensembles, Evaluation, compute, needs_of
+from unlearnbench.references import batches, oracle_seed, ulira_seed, unlearn_seed
+from unlearnbench.tables import ensemble_note, leaderboard, leaderboard_display, rank_methods
+
+SCORES = ["neurips_score", "neurips_forgetting_quality", "klom_p95_forget", "klom_mean_retain", "klom_p05_test"]
+
+
+def test_seeds_and_batches():
+    assert batches(0, 10, 4) == [(0, 4), (4, 8), (8, 10)] and batches(1, 4, 4) == [(1, 4)] and batches(1, 1, 4) == []
+    assert ulira_seed is oracle_seed and oracle_seed(0, 0) == 1000  # U-LiRA's oracles: the ensemble's first ones
+    assert unlearn_seed(3, 0) == 3 and len({unlearn_seed(s, j) for s in range(5) for j in range(8)}) == 40
+
+
+def test_scores_are_registered_with_their_artifact():
+    assert needs_of(SCORES) == {"ensembles"}
+    assert {f"klom_{s}_{p}" for s in ("p95", "mean", "p05") for p in ("forget", "retain", "test")} <= set(METRICS)
+    assert METRICS["neurips_score"].direction == "higher" and METRICS["klom_p95_forget"].direction == "lower"
+
+
+def synthetic(n_models: int, shift: float, rng, n=60, classes=3):
+    """Train/test logits of a run plus oracle and unlearned stacks; the unlearned margins are shifted by ``shift``."""
+    train_y, test_y = rng.integers(0, classes, n), rng.integers(0, classes, n // 2)
+
+    def stack(k, delta):
+        tr, te = rng.normal(0, 1, (k, n, classes)), rng.normal(0, 1, (k, n // 2, classes))
+        tr[np.arange(k)[:, None], np.arange(n), train_y] += 3 + delta
+        te[np.arange(k)[:, None], np.arange(n // 2), test_y] += 3 + delta
+        return {"train_logits": tr, "test_logits": te}
+
+    oracles, unlearned = stack(2 * n_models, 0.0), stack(n_models, shift)
+    split = {"forget": np.arange(10), "retain": np.arange(10, n), "test_forget": np.arange(0),
+             "test_retain": np.arange(n // 2)}
+    ev = Evaluation(unlearned["train_logits"][0], unlearned["test_logits"][0], train_y, test_y, split)
+    return ev, oracles, unlearned
+
+
+def test_identical_ensembles_score_near_the_floor_and_disjoint_ones_hit_the_caps():
+    rng = np.random.default_rng(0)
+    ev, oracles, unlearned = synthetic(16, 0.0, rng)
+    ev.ensembles = Ensembles(oracles, unlearned, 16)
+    same = compute(ev, SCORES)
+    far, oracles2, unlearned2 = synthetic(16, 40.0, np.random.default_rng(0))
+    far.ensembles = Ensembles(oracles2, unlearned2, 16)
+    apart = compute(far, SCORES)
+    assert apart["neurips_forgetting_quality"] == 0.0 and apart["neurips_score"] == 0.0  # every epsilon at the cap
+    assert same["neurips_forgetting_quality"] > 0.1
+    assert apart["klom_p95_forget"] > 0.8 * em.klom_cap() and same["klom_p95_forget"] < 0.5 * em.klom_cap()
+    # the scores are ensemble_metrics' functions of N unlearned models against oracles N..2N-1
+    direct = em.klom({"forget": unlearned["train_logits"][:, :10]}, {"forget": oracles["train_logits"][16:, :10]},
+                     {"forget": ev.train_y[:10]})
+    assert same["klom_p95_forget"] == pytest.approx(direct["forget"]["p95"])
+    assert ev.ensembles.record()["n_models"] == 16 and ev.ensembles.record()["epsilon_cap"] == em.epsilon_cap(16)
+
+
+def test_the_retrain_row_is_oracle_against_oracle_and_a_run_without_ensembles_scores_none():
+    rng = np.random.default_rng(1)
+    ev, oracles, _ = synthetic(4, 0.0, rng)
+    ev.ensembles = Ensembles(oracles, None, 4)
+    unl, ref = ev.ensembles.sides()
+    assert np.array_equal(unl["train_logits"], oracles["train_logits"][:4])
+    assert np.array_equal(ref["train_logits"], oracles["train_logits"][4:8])
+    assert ev.ensembles.record()["reference"] == "oracle vs oracle"
+    plain, _, _ = synthetic(4, 0.0, rng)
+    assert all(v is None for v in compute(plain, SCORES).values())
+
+
+def test_evaluate_step_stacks_the_run_and_its_ensemble_files_and_records_n(tmp_path):
+    from unlearnbench.steps.evaluate import evaluate_run
+
+    rng = np.random.default_rng(2)
+    ev, oracles, unlearned = synthetic(4, 0.0, rng)
+    np.savez(tmp_path / "split.npz", **ev.split)
+    np.savez(tmp_path / "logits.npz", train_logits=unlearned["train_logits"][0], test_logits=unlearned["test_logits"][0],
+             train_y=ev.train_y, test_y=ev.test_y)
+    (tmp_path / "run.json").write_text(json.dumps({"seconds": 1.0, "seed": 0}))
+    for a, b in batches(0, 8, 3):
+        np.savez(tmp_path / f"k{a}-{b}.npz", **{k: v[a:b] for k, v in oracles.items()})
+    np.savez(tmp_path / "j1-4.npz", **{k: v[1:4] for k, v in unlearned.items()})
+    out = tmp_path / "metrics.json"
+    evaluate_run(str(tmp_path / "logits.npz"), str(tmp_path / "split.npz"), str(tmp_path / "run.json"),
+                 SCORES + ["ulira_auc"], {"method": "m"}, str(out),
+                 oracle_ensemble_paths=[str(tmp_path / f"k{a}-{b}.npz") for a, b in batches(0, 8, 3)], ulira_oracles=4,
+                 unlearned_paths=[str(tmp_path / "j1-4.npz")], ensemble={"n": 4, "unlearned": True, "recipe": None})
+    record = json.loads(out.read_text())
+    assert record["ensemble"] == {"n_models": 4, "oracles": 8, "reference": "unlearned vs oracle",
+                                  "epsilon_cap": 2.0, "recipe": "experiment"}
+    ev.ensembles = Ensembles(oracles, unlearned, 4)
+    assert record["metrics"]["klom_p95_forget"] == pytest.approx(compute(ev, ["klom_p95_forget"])["klom_p95_forget"])
+    assert 0 <= record["metrics"]["ulira_auc"] <= 1
+    assert "N = 4 unlearned models per run against N of 8 retrain oracles" in ensemble_note([record])
+    assert "EVALUATION-ONLY" in ensemble_note([{**record, "ensemble": {**record["ensemble"], "recipe": {"epochs": 2}}}])
+
+
+def test_leaderboard_shows_bootstrap_intervals_and_marks_indistinguishable_ranks():
+    rows = [("a", s, 0.90 + 0.01 * s) for s in range(4)] + [("b", s, 0.905 + 0.01 * s) for s in range(4)]
+    rows += [("c", s, 0.10 + 0.01 * s) for s in range(4)]
+    runs = pd.DataFrame([{"experiment": "e", "scenario": "s", "method": m, "seed": s, "test_acc": v}
+                         for m, s, v in rows])
+    ranked = rank_methods(runs, "test_acc").set_index("entry")
+    assert ranked.loc["a", "ci_low"] < ranked.loc["a", "mean"] < ranked.loc["a", "ci_high"]
+    assert ranked.loc["a", "tied"] and ranked.loc["b", "tied"] and not ranked.loc["c", "tied"]
+    caption, shown = leaderboard_display(ranked.reset_index(), leaderboard(ranked.reset_index()), "test_acc")
+    cells = dict(zip(shown["method"], shown["s"]))
+    assert cells["b"].endswith("(#1=)") and cells["c"].endswith("(#3)") and "[" in cells["c"]
+    assert "bootstrap" in caption
+    one_seed = rank_methods(runs[runs["seed"] == 0], "test_acc").set_index("entry")
+    assert one_seed["ci_low"].isna().all() and one_seed["tied"].all()  # nothing can be told apart with one seed
+
+
+def test_quick_preset_plans_the_ensemble_jobs(tmp_path):
+    """Dry run: one oracle job per 4 oracles and scenario, one unlearned job per evaluated run (3 more seeds)."""
+    from test_workflow import QUICK, planned_jobs, snakemake
+
+    config = json.loads(json.dumps(QUICK)) | {"name": "test-ensemble-plan"}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(path, "-n", "--forceall", timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    jobs = planned_jobs(run.stdout)
+    ev = QUICK["evaluation"]
+    scenarios = 2 + 1  # digits_resnet's two, digits_mnemonic's one (its retrain row is evaluated)
+    assert jobs["oracle_ensemble"] == scenarios * ev["oracles"] // ev["models_per_job"]
+    assert jobs["unlearn_ensemble"] == 3 * 2  # finetune, ssd, salun on digits_resnet's two scenarios
+    config["evaluation"] = {"oracles": 4, "unlearn_seeds": 4}
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(path, "-n", timeout=120)
+    assert run.returncode != 0 and "evaluation.oracles >= 2 N" in run.stdout + run.stderr
+
+
+def test_ensemble_step_on_digits_keeps_logits_only_and_matches_a_single_run(digits, tmp_path):
+    """Two tiny-CNN oracles in one job: stacked logits, one per seed, each equal to the plain unlearn step's."""
+    from unlearnbench.data import save_dataset
+    from unlearnbench.splits import make_split, save_split
+    from unlearnbench.steps.references import ensemble
+    from unlearnbench.steps.train import train_original
+    from unlearnbench.steps.unlearn import unlearn
+
+    model, train = {"name": "tiny_cnn", "dataset": "digits"}, {"epochs": 1, "batch_size": 64, "lr": 0.05}
+    scenario = {"kind": "full_class", "classes": ["3"]}
+    data, split, original = tmp_path / "d.pt", tmp_path / "s.npz", tmp_path / "o.pt"
+    save_dataset(digits, data)
+    save_split(make_split(scenario, digits, seed=0), split)
+    train_original(str(data), model, train, 0, str(original), device="cpu")
+    method, seeds = {"method": "retrain", "from_initial": False}, [oracle_seed(0, k) for k in range(2)]
+    ensemble(str(original), str(data), str(split), method, model, train, scenario, seeds, str(tmp_path / "k0-2.npz"),
+             device="cpu")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.pt", "k0-2.npz", "o.pt", "s.npz"]  # no checkpoint
+    stacked = np.load(tmp_path / "k0-2.npz")
+    assert stacked["train_logits"].shape == (2, len(digits["train_y"]), 10) and list(stacked["seeds"]) == seeds
+    assert not np.allclose(stacked["train_logits"][0], stacked["train_logits"][1])  # two training seeds
+    single = tmp_path / "single"
+    unlearn(str(original), str(data), str(split), method, model, train, scenario, seeds[1], str(single / "m.pt"),
+            str(single / "run.json"), str(single / "logits.npz"), device="cpu")
+    np.testing.assert_allclose(stacked["test_logits"][1], np.load(single / "logits.npz")["test_logits"], atol=1e-5)

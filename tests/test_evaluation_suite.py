@@ -65,6 +65,19 @@ def test_identical_ensembles_score_near_the_floor_and_disjoint_ones_hit_the_caps
     assert ev.ensembles.record()["n_models"] == 16 and ev.ensembles.record()["epsilon_cap"] == em.epsilon_cap(16)
 
 
+def test_identical_unlearned_models_above_every_oracle_fall_out_of_evalpys_bins():
+    """A deterministic method gives N identical models; at the pooled maximum eval.py's binning drops them (KLoM 0),
+    the closed top bin (``klom_top_edge``) puts them in a bin the oracles leave empty (KLoM ln 1e5)."""
+    ev, oracles, _ = synthetic(4, 0.0, np.random.default_rng(3))
+    same = {k: np.repeat(v[:1] + 50.0 * np.eye(3)[None, None, 0], 4, axis=0) for k, v in oracles.items()}
+    ev.train_y = np.zeros_like(ev.train_y)  # class 0's logit +50: a margin above every oracle's
+    values = {}
+    for top in (False, True):
+        ev.ensembles, ev.scores, ev.values = Ensembles(oracles, same, 4, klom_top_edge=top), {}, {}
+        values[top] = compute(ev, ["klom_p95_forget"])["klom_p95_forget"]
+    assert values[False] == 0.0 and values[True] == pytest.approx(em.klom_cap())
+
+
 def test_the_retrain_row_is_oracle_against_oracle_and_a_run_without_ensembles_scores_none():
     rng = np.random.default_rng(1)
     ev, oracles, _ = synthetic(4, 0.0, rng)
@@ -96,7 +109,7 @@ def test_evaluate_step_stacks_the_run_and_its_ensemble_files_and_records_n(tmp_p
                  unlearned_paths=[str(tmp_path / "j1-4.npz")], ensemble={"n": 4, "unlearned": True, "recipe": None})
     record = json.loads(out.read_text())
     assert record["ensemble"] == {"n_models": 4, "oracles": 8, "reference": "unlearned vs oracle",
-                                  "epsilon_cap": 2.0, "recipe": "experiment"}
+                                  "epsilon_cap": 2.0, "recipe": "experiment", "klom_top_edge": False}
     ev.ensembles = Ensembles(oracles, unlearned, 4)
     assert record["metrics"]["klom_p95_forget"] == pytest.approx(compute(ev, ["klom_p95_forget"])["klom_p95_forget"])
     assert 0 <= record["metrics"]["ulira_auc"] <= 1

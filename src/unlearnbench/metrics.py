@@ -94,6 +94,7 @@ class Ensembles:
     unlearned: dict[str, np.ndarray] | None
     n: int
     recipe: dict | None = None  # the evaluation-only recipe's overrides, where one is set
+    klom_top_edge: bool = False  # KLoM's binning: False is EasyDUB eval.py's (values at the pooled maximum left out)
 
     def sides(self) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
         """(unlearned side, oracle side), N models each."""
@@ -108,7 +109,8 @@ class Ensembles:
 
         return {"n_models": self.n, "oracles": int(len(self.oracles["train_logits"])),
                 "reference": "oracle vs oracle" if self.unlearned is None else "unlearned vs oracle",
-                "epsilon_cap": epsilon_cap(self.n) if self.n > 1 else None, "recipe": self.recipe or "experiment"}
+                "epsilon_cap": epsilon_cap(self.n) if self.n > 1 else None, "recipe": self.recipe or "experiment",
+                "klom_top_edge": self.klom_top_edge}
 
 
 @dataclass(frozen=True)
@@ -575,7 +577,7 @@ def ensemble_score(ev: Evaluation, kind: str) -> dict | None:
             ev.scores[kind] = em.neurips2023_score(uf, of, y, acc["retain"], acc["test"])
         else:
             ev.scores[kind] = em.klom({p: u[0] for p, (u, _) in parts.items()}, {p: o[0] for p, (_, o) in parts.items()},
-                                      {p: u[1] for p, (u, _) in parts.items()})
+                                      {p: u[1] for p, (u, _) in parts.items()}, include_top_edge=ev.ensembles.klom_top_edge)
     return ev.scores[kind]
 
 
@@ -614,7 +616,9 @@ def _register_klom(stat: str, part: str) -> None:
         f"unlearned models and N oracles. Lower is better; nats.\n\n"
         "EasyDUB's KL divergence of margins (``ensemble_metrics.klom``; 20 bins over the pooled range, oracle bins "
         "floored at 1e-5, at most ln 1e5 = 11.5); P95 is EasyDUB's headline. It shrinks with N even between two "
-        "samples of one distribution (see the retrain row, oracle vs oracle)."
+        "samples of one distribution (see the retrain row, oracle vs oracle). eval.py's binning leaves values at "
+        "the pooled maximum out of every bin: N identical unlearned models above every oracle (a deterministic "
+        "method) score 0; ``evaluation.klom_top_edge: true`` closes the top bin."
     )
     metric("lower", scale="nats", needs=("ensembles",), name=name)(fn)
 

@@ -30,7 +30,8 @@ def ensemble_settings(w):
     where the run gets no ensemble scores."""
     if not evaluated(w.method):
         return None
-    return {"n": ENSEMBLE_N, "unlearned": w.method != ORACLE, "recipe": EVALUATION.get("recipe")}
+    return {"n": ENSEMBLE_N, "unlearned": w.method != ORACLE, "recipe": EVALUATION.get("recipe"),
+            "klom_top_edge": EVALUATION.get("klom_top_edge", False)}
 
 
 rule metrics:

@@ -29,7 +29,7 @@ def evaluate_run(
     configuration and provenance.
 
     ``oracle_ensemble_paths``: the oracle ensemble's stacked logits (``steps.references.ensemble``), whose first
-    ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned}``): the ensemble scores' N and
+    ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned, klom_top_edge}``): the ensemble scores' N and
     whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``)."""
     split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))
     ev = load_evaluation(logits_path, split, run_path)
@@ -47,7 +47,8 @@ def evaluate_run(
     if ensemble:
         own = {"train_logits": ev.train_logits[None], "test_logits": ev.test_logits[None]}
         unlearned = load_stack([own, *(unlearned_paths or [])]) if ensemble["unlearned"] else None
-        ev.ensembles = Ensembles(oracles, unlearned, ensemble["n"], ensemble.get("recipe"))
+        ev.ensembles = Ensembles(oracles, unlearned, ensemble["n"], ensemble.get("recipe"),
+                                 ensemble.get("klom_top_edge", False))
         record = {"ensemble": ev.ensembles.record()}
     values = compute(ev, names)
     atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,

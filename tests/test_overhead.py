@@ -132,3 +132,23 @@ def test_planning_modules_load_no_scipy_special_sklearn_or_matplotlib():
             "print(sorted(m for m in ('scipy.special', 'sklearn', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_provenance_asks_git_once_per_process(monkeypatch):
+    """One ``git status`` per process gives the commit and the dirty flag, the same as rev-parse + status."""
+    from unlearnbench import io
+
+    io.git_commit.cache_clear()
+    calls = []
+    run = subprocess.run
+    monkeypatch.setattr(io.subprocess, "run", lambda cmd, **kw: calls.append(cmd) or run(cmd, **kw))
+    first, second = io.provenance(), io.provenance()
+    assert len(calls) == 1 and first == second
+    here = str(io.Path(io.__file__).resolve().parent)
+    head = run(["git", "-C", here, "rev-parse", "HEAD"], capture_output=True, text=True)
+    if head.returncode:
+        assert first["git_commit"] == "unknown"
+    else:
+        dirty = run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        assert first["git_commit"] == head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+    io.git_commit.cache_clear()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -74,18 +75,32 @@ def provenance() -> dict:
     """Package and torch versions and the git commit of the code that ran (``-dirty`` with uncommitted changes)."""
     from . import __version__
 
+    return {"package_version": __version__, "git_commit": git_commit(), "torch_version": _torch_version(),
+            **execution()}
+
+
+@functools.cache
+def git_commit() -> str:
+    """The checkout's commit, ``-dirty`` with uncommitted changes to tracked files, ``unknown`` outside git; one
+    ``git status`` per process (the branch header holds the commit)."""
     here = Path(__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
-        commit += "-dirty" if dirty.strip() else ""
+        out = subprocess.run(["git", "-C", str(here), "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+                             capture_output=True, text=True, check=True).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
-        commit = "unknown"
+        return "unknown"
+    commit = next((line.split()[2] for line in out if line.startswith("# branch.oid ")), "unknown")
+    if commit == "(initial)":
+        return "unknown"
+    return commit + ("-dirty" if any(not line.startswith("#") for line in out) else "")
+
+
+@functools.cache
+def _torch_version() -> str:
     try:
-        torch_version = version("torch")
+        return version("torch")
     except PackageNotFoundError:
-        torch_version = "unknown"
-    return {"package_version": __version__, "git_commit": commit, "torch_version": torch_version, **execution()}
+        return "unknown"
 
 
 def execution() -> dict:

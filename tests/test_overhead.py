@@ -149,6 +149,7 @@ def test_provenance_asks_git_once_per_process(monkeypatch):
     if head.returncode:
         assert first["git_commit"] == "unknown"
     else:
-        dirty = run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        dirty = run(["git", "-C", here, "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                    text=True)
         assert first["git_commit"] == head.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
     io.git_commit.cache_clear()

@@ -131,7 +131,7 @@ def test_nan_loss_raises_with_step_and_value(digits):
 
 def test_fit_step_loop_has_no_per_step_host_sync():
     source = inspect.getsource(fit)
-    loop = source[source.index("for x, y in bar:"):source.index("_check_finite(first_bad, desc)\n        if device")]
+    loop = source[source.index("for x, y in bar:"):source.index("\n        _check_finite(first_bad, desc)")]  # the step loop
     per_step = loop.split("if step % CHECK_EVERY == 0:")[0]  # the part run on every step
     assert not re.search(r"\.item\(\)|\.tolist\(\)|\.cpu\(\)|if not torch|float\(loss", per_step), per_step
 

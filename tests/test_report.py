@@ -148,7 +148,7 @@ def test_write_comparison_names_what_lies_outside_the_grid(metrics_paths, tmp_pa
     assert (tmp_path / "cmp.png").stat().st_size > 3_000
 
 
-CONFIG = {"experiments": {"e": {"scenarios": ["cls0"]}}, "scenarios": {"cls0": {}}, "methods": {"a": None, "retrain": None},
+CONFIG = {"experiments": {"e": {"scenarios": ["cls0"], "methods": ["a", "retrain"]}}, "scenarios": {"cls0": {}}, "methods": {"a": None, "retrain": None},
           "metrics": ["forget_acc", "avg_gap"]}
 
 

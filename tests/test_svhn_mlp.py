@@ -26,12 +26,14 @@ def test_svhn_spec():
 
 def _config(dataset: str, model: dict) -> dict:
     return {
+        "name": "svhn_check",
+        "seeds": [0],
         "datasets": {dataset: {"source": "torchvision"}},
         "experiments": {"e": {"dataset": dataset, "model": model, "train": {"epochs": 1}, "scenarios": ["s"],
                               "methods": ["original"]}},
         "scenarios": {"s": {"kind": "random", "classes": ["3", "6"], "fraction": 0.1}},  # DEL's non-IID SVHN set
         "methods": {"original": None},
-        "metrics": [],
+        "metrics": ["test_acc"],
     }
 
 

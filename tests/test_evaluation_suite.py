@@ -12,7 +12,7 @@ import yaml
 
 from unlearnbench import ensemble_metrics as em
 from unlearnbench.metrics import METRICS, Ensembles, Evaluation, compute, needs_of
-from unlearnbench.references import batches, oracle_seed, ulira_seed, unlearn_seed
+from unlearnbench.references import batches, oracle_seed, shadow_membership, shadow_seed, ulira_seed, unlearn_seed
 from unlearnbench.tables import ensemble_note, leaderboard, leaderboard_display, rank_methods
 
 SCORES = ["neurips_score", "neurips_forgetting_quality", "klom_p95_forget", "klom_mean_retain", "klom_p05_test"]
@@ -22,6 +22,29 @@ def test_seeds_and_batches():
     assert batches(0, 10, 4) == [(0, 4), (4, 8), (8, 10)] and batches(1, 4, 4) == [(1, 4)] and batches(1, 1, 4) == []
     assert ulira_seed is oracle_seed and oracle_seed(0, 0) == 1000  # U-LiRA's oracles: the ensemble's first ones
     assert unlearn_seed(3, 0) == 3 and len({unlearn_seed(s, j) for s in range(5) for j in range(8)}) == 40
+
+
+def test_shadow_membership_puts_every_example_in_half_the_shadows():
+    keep = shadow_membership(50, 8, 0)
+    assert keep.shape == (8, 50) and (keep.sum(0) == 4).all() and not np.array_equal(keep, shadow_membership(50, 8, 1))
+    assert len({shadow_seed(s, m) for s in range(5) for m in range(8)} | {oracle_seed(s, k) for s in range(5)
+                                                                        for k in range(8)}) == 80
+
+
+def test_ulira_shadows_separate_remembered_examples_and_not_forgotten_ones():
+    """Shadows whose confidence on D_f stays high where they saw it (a method that forgets nothing): AUC near 1;
+    confidence independent of membership (perfect unlearning): AUC near 0.5."""
+    rng = np.random.default_rng(4)
+    ev, _, _ = synthetic(4, 0.0, rng)
+    in_train = shadow_membership(len(ev.train_y), 8, 0)
+    aucs = []
+    for effect in (4.0, 0.0):
+        logits = rng.normal(0, 0.3, (8, len(ev.train_y), 3))
+        logits[np.arange(8)[:, None], np.arange(len(ev.train_y)), ev.train_y] += 1 + effect * in_train
+        ev.shadows, ev.scores, ev.values = {"in_train": in_train, "train_logits": logits}, {}, {}
+        aucs.append(compute(ev, ["ulira_shadows_auc", "ulira_shadows_tpr_1pct"]))
+    assert aucs[0]["ulira_shadows_auc"] > 0.95 and aucs[0]["ulira_shadows_tpr_1pct"] > 0.5
+    assert 0.3 < aucs[1]["ulira_shadows_auc"] < 0.7
 
 
 def test_scores_are_registered_with_their_artifact():
@@ -153,6 +176,25 @@ def test_quick_preset_plans_the_ensemble_jobs(tmp_path):
     assert run.returncode != 0 and "evaluation.oracles >= 2 N" in run.stdout + run.stderr
 
 
+def test_ulira_shadow_jobs_plan_per_experiment_and_per_evaluated_run(tmp_path):
+    from test_workflow import QUICK, planned_jobs, snakemake
+
+    config = json.loads(json.dumps(QUICK)) | {"name": "test-shadow-plan", "metrics": ["avg_gap", "ulira_shadows_auc"]}
+    config["evaluation"] = {"ulira_shadows": 6, "methods": ["retrain", "finetune"]}
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(path, "-n", "--forceall", timeout=300)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
+    jobs = planned_jobs(run.stdout)
+    assert jobs["shadow_membership"] == 2 and jobs["shadow_original"] == 2 * 6  # per experiment and seed
+    assert jobs["shadow_unlearn"] == 6 * (2 * 2 + 1)  # retrain and finetune on digits_resnet's 2, retrain on 1
+    assert "oracle_ensemble" not in jobs and "unlearn_ensemble" not in jobs
+    config["evaluation"]["ulira_shadows"] = 4
+    path.write_text(yaml.safe_dump(config))
+    run = snakemake(path, "-n", timeout=120)
+    assert run.returncode != 0 and "evaluation.ulira_shadows M >= 6" in run.stdout + run.stderr
+
+
 def test_ensemble_step_on_digits_keeps_logits_only_and_matches_a_single_run(digits, tmp_path):
     """Two tiny-CNN oracles in one job: stacked logits, one per seed, each equal to the plain unlearn step's."""
     from unlearnbench.data import save_dataset
@@ -178,3 +220,41 @@ def test_ensemble_step_on_digits_keeps_logits_only_and_matches_a_single_run(digi
     unlearn(str(original), str(data), str(split), method, model, train, scenario, seeds[1], str(single / "m.pt"),
             str(single / "run.json"), str(single / "logits.npz"), device="cpu")
     np.testing.assert_allclose(stacked["test_logits"][1], np.load(single / "logits.npz")["test_logits"], atol=1e-5)
+
+
+def test_ulira_shadow_steps_on_digits(digits, tmp_path):
+    """Membership, 6 tiny-CNN shadow originals on their halves, each fine-tuned on its part of D_f: the metrics job
+    reads them and records M."""
+    from unlearnbench.data import save_dataset
+    from unlearnbench.splits import make_split, save_split
+    from unlearnbench.steps.evaluate import evaluate_run
+    from unlearnbench.steps.references import shadow_membership as membership_step
+    from unlearnbench.steps.references import shadow_original, shadow_unlearn
+    from unlearnbench.steps.unlearn import unlearn
+
+    model, train = {"name": "tiny_cnn", "dataset": "digits"}, {"epochs": 1, "batch_size": 64, "lr": 0.05}
+    scenario = {"kind": "random", "fraction": 0.1}
+    data, split, member = tmp_path / "d.pt", tmp_path / "s.npz", tmp_path / "membership.npz"
+    save_dataset(digits, data)
+    save_split(make_split(scenario, digits, seed=0), split)
+    membership_step(str(data), 6, 0, str(member))
+    in_train = np.load(member)["in_train"]
+    method = {"method": "finetune", "epochs": 1}
+    paths = []
+    for m in range(6):
+        original = tmp_path / f"shadow{m}.pt"
+        shadow_original(str(data), str(member), m, model, train, shadow_seed(0, m), str(original), device="cpu")
+        paths.append(str(tmp_path / f"shadow{m}.npz"))
+        shadow_unlearn(str(original), str(data), str(split), str(member), m, method, model, train, scenario,
+                       shadow_seed(0, m), paths[-1], device="cpu")
+    import torch
+    assert torch.load(tmp_path / "shadow0.pt", weights_only=False)["meta"]["seed"] == shadow_seed(0, 0)
+    assert in_train.shape == (6, len(digits["train_y"]))
+    run = tmp_path / "run"
+    unlearn(str(tmp_path / "shadow0.pt"), str(data), str(split), method, model, train, scenario, 0, str(run / "m.pt"),
+            str(run / "run.json"), str(run / "logits.npz"), device="cpu")
+    out = tmp_path / "metrics.json"
+    evaluate_run(str(run / "logits.npz"), str(split), str(run / "run.json"), ["ulira_shadows_auc", "ulira_shadows_tpr_1pct"],
+                 {}, str(out), membership_path=str(member), shadow_paths=paths)
+    record = json.loads(out.read_text())
+    assert record["ulira_shadows"] == {"n_models": 6} and 0 <= record["metrics"]["ulira_shadows_auc"] <= 1

@@ -28,7 +28,7 @@ def test_each_rule_file_calls_its_own_stage_and_every_step_exists():
         for name in names:
             assert check_step(name) == name
             assert name.split(".")[0] == stage, (stage, name)  # a rule file calls its own stage
-    assert sum(map(len, steps.values())) == 13
+    assert sum(map(len, steps.values())) == 16
 
 
 def test_the_source_check_agrees_with_the_modules():

@@ -12,9 +12,10 @@ A metric that does not apply to a run (test accuracy on forgotten classes in a r
 Some metrics compare the run with other models; ``needs`` names what the metrics job must load for them:
 ``oracle`` (the retrain oracle of the same seed and scenario: logits and run record), ``incompetent`` (a randomly
 initialised model of the experiment), ``relearn`` (the relearn-time record of the run), ``ulira_oracles``
-(logits of several extra retrain oracles) and ``ensembles`` (stacked logits of the oracle ensemble and of the run's
-unlearned ensemble, issue 14). Only ``relearn``, ``ulira_oracles`` and ``ensembles`` need training; everything else
-reads logits.
+(logits of several extra retrain oracles), ``ensembles`` (stacked logits of the oracle ensemble and of the run's
+unlearned ensemble, issue 14) and ``ulira_shadows`` (U-LiRA's shadow models, trained on random halves and unlearned
+with the run's method). Only ``relearn``, ``ulira_oracles``, ``ensembles`` and ``ulira_shadows`` need training;
+everything else reads logits.
 
 Every scikit-learn attack is deterministic: solvers without randomness, or seeded with the run's seed.
 """
@@ -30,7 +31,7 @@ import scipy  # scipy.special loads on first use: planning imports this module f
 from . import UserError
 
 PARTS = ("forget", "retain", "test", "test_forget", "test_retain")
-NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles", "ensembles")
+NEEDS = ("oracle", "incompetent", "relearn", "ulira_oracles", "ensembles", "ulira_shadows")
 
 
 @dataclass
@@ -50,6 +51,7 @@ class Evaluation:
     ulira_oracles: list[Evaluation] = field(default_factory=list)  # extra retrain oracles of other training seeds
     ensembles: Ensembles | None = None  # the oracle ensemble and this run's unlearned ensemble (issue 14)
     scores: dict = field(default_factory=dict, repr=False)  # ensemble scores computed so far (one pass per score)
+    shadows: dict | None = None  # U-LiRA: shadow models' train_logits [M, n, classes] and in_train [M, n]
     values: dict[str, float | None] = field(default_factory=dict, repr=False)  # metrics computed so far
 
     def value(self, name: str) -> float | None:
@@ -626,3 +628,42 @@ def _register_klom(stat: str, part: str) -> None:
 for _part in ("forget", "retain", "test"):
     for _stat in ("p95", "mean", "p05"):
         _register_klom(_stat, _part)
+
+
+# --- U-LiRA with shadow models trained and unlearned (Hayes et al.; ensemble_metrics.ulira) --------------------------
+
+
+def ulira_shadow_score(ev: Evaluation) -> dict | None:
+    """``ensemble_metrics.ulira`` over D_f: shadow m "unlearned" x when x was in its half and in D_f, "held out" x
+    when x was not in its half; each shadow in turn the target (leave one out). None where the run has no shadows."""
+    from . import ensemble_metrics as em
+
+    if ev.shadows is None:
+        return None
+    if "ulira" not in ev.scores:
+        forget = ev.split["forget"]
+        inside = ev.shadows["in_train"][:, forget]
+        ev.scores["ulira"] = em.ulira(ev.shadows["train_logits"][:, forget], ev.train_y[forget], inside, ~inside)
+    return ev.scores["ulira"]
+
+
+@metric("oracle", needs=("ulira_shadows",))
+def ulira_shadows_auc(ev: Evaluation):
+    """U-LiRA (Hayes et al. 2024) with M shadows trained on random halves and unlearned: AUC over D_f. Closer to the oracle.
+
+    Per (target shadow, forget example): the Gaussian likelihood ratio of its confidence under the other shadows
+    that unlearned it against those that never saw it (``ensemble_metrics.ulira``); 0.5 = indistinguishable. The
+    retrain row is the same attack on shadows retrained without their forget part. M in metrics.json. Fraction.
+    """
+    score = ulira_shadow_score(ev)
+    return None if score is None else score["auc"]
+
+
+@metric("oracle", needs=("ulira_shadows",))
+def ulira_shadows_tpr_1pct(ev: Evaluation):
+    """U-LiRA with unlearned shadows: true-positive rate at 1 % false-positive rate over D_f. Closer to the oracle.
+
+    As ``ulira_shadows_auc``; about 0.01 when unlearned and never-seen examples cannot be told apart. Fraction.
+    """
+    score = ulira_shadow_score(ev)
+    return None if score is None else score["tpr_at_0.01_fpr"]

@@ -9,7 +9,9 @@
   oracles with fresh weights and the training seed ``oracle_seed(seed, k)``, several per job (``batches``), cached as
   stacked logits only (``steps.references.ensemble``);
 - the unlearned ensemble: the method run again from the same original with the unlearning seeds
-  ``unlearn_seed(seed, j)``, j = 1 .. N - 1 (j = 0 is the run itself).
+  ``unlearn_seed(seed, j)``, j = 1 .. N - 1 (j = 0 is the run itself);
+- U-LiRA's shadow models (Hayes et al.): originals trained on random halves of the training set
+  (``shadow_membership``, seed ``shadow_seed(seed, m)``), each then unlearned with the method on its part of D_f.
 
 Torch is imported when ``relearn_curve`` runs, not with this module: the workflow reads the seeds when it plans
 the jobs.
@@ -37,6 +39,24 @@ ulira_seed = oracle_seed  # the former name: U-LiRA's oracles are the ensemble's
 def unlearn_seed(seed: int, j: int) -> int:
     """The method's seed of unlearned model j of experiment seed ``seed``; j = 0 is the run itself (``seed``)."""
     return seed + j * UNLEARN_SEED_STRIDE
+
+
+SHADOW_SEED_OFFSET = 500  # U-LiRA shadow m of seed s trains (and unlearns) with seed s + (m + 1) * 1000 + 500
+
+
+def shadow_seed(seed: int, m: int) -> int:
+    """Training and unlearning seed of U-LiRA shadow model m of experiment seed ``seed`` (distinct from the oracle
+    seeds for experiment seeds below 500)."""
+    return seed + (m + 1) * ULIRA_SEED_STRIDE + SHADOW_SEED_OFFSET
+
+
+def shadow_membership(n_train: int, shadows: int, seed: int):
+    """Which training examples each of ``shadows`` shadow models trains on, ``[shadows, n_train]`` bool: every
+    example in exactly half of them (LiRA's ``keep``: per example, the shadows of the lowest half of random ranks)."""
+    import numpy as np
+
+    ranks = np.random.default_rng(seed).random((shadows, n_train)).argsort(0).argsort(0)
+    return ranks < shadows // 2
 
 
 def batches(start: int, stop: int, size: int) -> list[tuple[int, int]]:

@@ -18,17 +18,19 @@ def metric_inputs(w):
         inputs["incompetent_path"] = incompetent_path(w.exp, w.seed)
     if "relearn" in METRIC_NEEDS:
         inputs["relearn_path"] = f"{run}/relearn.json"
-    if ULIRA_ORACLES or evaluated(w.method):
+    if ULIRA_ORACLES or has_ensembles(w.method):
         inputs["oracle_ensemble_paths"] = oracle_ensemble_paths(w.exp, w.seed, w.scenario)
-    if evaluated(w.method):
+    if has_ensembles(w.method):
         inputs["unlearned_paths"] = unlearned_paths(w.exp, w.seed, w.scenario, w.method)
+    if SHADOWS and evaluated(w.method):
+        inputs |= shadow_paths(w.exp, w.seed, w.scenario, w.method)
     return inputs
 
 
 def ensemble_settings(w):
     """The ensemble scores' N, whether the run has an unlearned ensemble, and the evaluation-only recipe; None
     where the run gets no ensemble scores."""
-    if not evaluated(w.method):
+    if not has_ensembles(w.method):
         return None
     return {"n": ENSEMBLE_N, "unlearned": w.method != ORACLE, "recipe": EVALUATION.get("recipe"),
             "klom_top_edge": EVALUATION.get("klom_top_edge", False)}

@@ -6,7 +6,7 @@
 # when a configured metric needs it. Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs,
 # lr, batch_size; ulira: oracles; oracles, unlearn_seeds, methods, models_per_job, recipe).
 
-from unlearnbench.references import batches, oracle_seed, unlearn_seed
+from unlearnbench.references import batches, oracle_seed, shadow_seed, unlearn_seed
 
 EVALUATION = config.get("evaluation", {})
 ENSEMBLE_N = EVALUATION.get("unlearn_seeds", 0)  # N: unlearned models per evaluated run, oracles per side
@@ -21,6 +21,20 @@ if "ensembles" in METRIC_NEEDS and not 2 <= ENSEMBLE_N <= ENSEMBLE_ORACLES // 2:
         f"got unlearn_seeds {ENSEMBLE_N}, oracles {EVALUATION.get('oracles', 0)}")
 
 
+SHADOWS = EVALUATION.get("ulira_shadows", 0) if "ulira_shadows" in METRIC_NEEDS else 0  # U-LiRA's M
+if "ulira_shadows" in METRIC_NEEDS and SHADOWS < 6:
+    raise WorkflowError(
+        f"config error: the ulira_shadows_* metrics need evaluation.ulira_shadows M >= 6 (each example in M/2 shadows, "
+        f"at least 2 of them besides the target on each side); got {SHADOWS}")
+
+
+def shadow_paths(exp, seed, scenario, method):
+    """U-LiRA's membership matrix and its M shadows unlearned with the method entry."""
+    base = f"{RUN}/{exp}/seed{seed}"
+    return {"membership_path": f"{base}/shadows/membership.npz",
+            "shadow_paths": [f"{base}/{scenario}/shadows/shadow{m}/{method}/logits.npz" for m in range(SHADOWS)]}
+
+
 def incompetent_path(exp, seed):
     return f"{RUN}/{exp}/seed{seed}/incompetent/logits.npz"
 
@@ -31,9 +45,13 @@ def oracle_ensemble_paths(exp, seed, scenario):
 
 
 def evaluated(method):
-    """Whether a run of the method entry gets ensemble scores: those of `evaluation.methods` (default: every entry
-    but `original`); the retrain oracle's entry scores oracle against oracle (the floor)."""
-    return "ensembles" in METRIC_NEEDS and method in EVALUATION.get("methods", [m for m in config["methods"] if m != "original"])
+    """Whether runs of the method entry get the ensemble and U-LiRA shadow scores: those of `evaluation.methods`
+    (default: every entry but `original`); the retrain oracle's entry gives each score's floor."""
+    return method in EVALUATION.get("methods", [m for m in config["methods"] if m != "original"])
+
+
+def has_ensembles(method):
+    return "ensembles" in METRIC_NEEDS and evaluated(method)
 
 
 def unlearned_paths(exp, seed, scenario, method):
@@ -171,5 +189,86 @@ rule unlearn_ensemble:
         runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
         f"{LOGS}/unlearn_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/j{{first}}-{{end}}.log",
+    script:
+        "../scripts/step.py"
+
+
+rule shadow_membership:
+    """U-LiRA: which half of the training set each of the M shadow models trains on."""
+    input:
+        data_path=exp_dataset_path,
+    output:
+        out=f"{RUN}/{{exp}}/seed{{seed}}/shadows/membership.npz",
+    params:
+        step=step("references.shadow_membership"),
+        shadows=SHADOWS,
+        seed=lambda w: int(w.seed),
+    log:
+        f"{LOGS}/shadow_membership/{{exp}}/seed{{seed}}.log",
+    script:
+        "../scripts/step.py"
+
+
+rule shadow_original:
+    """U-LiRA shadow original m: the experiment's original, trained on the shadow's half (seed shadow_seed)."""
+    input:
+        data_path=exp_dataset_path,
+        membership_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/membership.npz",
+    output:
+        out=f"{RUN}/{{exp}}/seed{{seed}}/shadows/shadow{{shadow}}/original.pt",
+    params:
+        step=step("references.shadow_original"),
+        shadow=lambda w: int(w.shadow),
+        model=lambda w: model_spec(w.exp),
+        train=lambda w: ensemble_train(w.exp),
+        seed=lambda w: shadow_seed(int(w.seed), int(w.shadow)),
+        mnemonic=lambda w: EXPERIMENTS[w.exp].get("mnemonic"),
+        device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
+        compile=config["compile"],
+        precision=config["precision"],
+    wildcard_constraints:
+        shadow=r"\d+",
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt,
+    log:
+        f"{LOGS}/shadow_original/{{exp}}/seed{{seed}}/shadow{{shadow}}.log",
+    script:
+        "../scripts/step.py"
+
+
+rule shadow_unlearn:
+    """U-LiRA shadow m unlearned with a method entry: its forget set is D_f within its half; logits only."""
+    input:
+        original_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/shadow{{shadow}}/original.pt",
+        data_path=exp_dataset_path,
+        split_path=split_path,
+        membership_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/membership.npz",
+    output:
+        out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/shadows/shadow{{shadow}}/{{method}}/logits.npz",
+    params:
+        step=step("references.shadow_unlearn"),
+        shadow=lambda w: int(w.shadow),
+        method=lambda w: method_config(config, w.method),
+        model=lambda w: model_spec(w.exp),
+        train=lambda w: ensemble_train(w.exp),
+        scenario=lambda w: config["scenarios"][w.scenario],
+        seed=lambda w: shadow_seed(int(w.seed), int(w.shadow)),
+        device=config["device"],
+        threads=config["threads"],  # results depend on it: a change reruns the job
+        compile=config["compile"],
+        precision=config["precision"],
+    wildcard_constraints:
+        shadow=r"\d+",
+    threads: config["threads"]
+    resources:
+        gpu=GPU,
+        mem_mb=lambda w, attempt: 16000 * attempt,
+        runtime=lambda w, attempt: 240 * attempt,
+    log:
+        f"{LOGS}/shadow_unlearn/{{exp}}/seed{{seed}}/{{scenario}}/shadow{{shadow}}/{{method}}.log",
     script:
         "../scripts/step.py"

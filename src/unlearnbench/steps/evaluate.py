@@ -23,14 +23,16 @@ def evaluate_run(
     logits_path: str, split_path: str, run_path: str, names: list[str], context: dict, out: str,
     oracle_logits_path: str | None = None, oracle_run_path: str | None = None, incompetent_path: str | None = None,
     relearn_path: str | None = None, oracle_ensemble_paths: list[str] | None = None, ulira_oracles: int = 0,
-    unlearned_paths: list[str] | None = None, ensemble: dict | None = None,
+    unlearned_paths: list[str] | None = None, ensemble: dict | None = None, membership_path: str | None = None,
+    shadow_paths: list[str] | None = None,
 ) -> None:
     """Metrics of one run from its cached logits (and those of the models it is compared with), written with its
     configuration and provenance.
 
     ``oracle_ensemble_paths``: the oracle ensemble's stacked logits (``steps.references.ensemble``), whose first
     ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned, klom_top_edge}``): the ensemble scores' N and
-    whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``)."""
+    whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``); ``membership_path``
+    and ``shadow_paths``: U-LiRA's shadow membership and the shadows unlearned with the run's method."""
     split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))
     ev = load_evaluation(logits_path, split, run_path)
     if oracle_logits_path:
@@ -50,6 +52,11 @@ def evaluate_run(
         ev.ensembles = Ensembles(oracles, unlearned, ensemble["n"], ensemble.get("recipe"),
                                  ensemble.get("klom_top_edge", False))
         record = {"ensemble": ev.ensembles.record()}
+    if shadow_paths:
+        in_train = load_npz(membership_path, "membership file", ("in_train",))["in_train"][:len(shadow_paths)]
+        logits = [load_npz(p, "shadow logits file", ("train_logits",))["train_logits"] for p in shadow_paths]
+        ev.shadows = {"in_train": in_train, "train_logits": np.stack(logits)}
+        record["ulira_shadows"] = {"n_models": len(shadow_paths)}
     values = compute(ev, names)
     atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,
                        "provenance": provenance()}, out)

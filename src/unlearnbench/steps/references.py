@@ -10,11 +10,13 @@ import torch
 
 from ..checkpoint import load_model, model_config
 from ..data import get_spec, load_dataset, training_loader
-from ..io import atomic_path, atomic_write_json, provenance
+from ..io import atomic_path, atomic_write_json, load_npz, provenance
 from ..methods.bad_teacher import incompetent_teacher
 from ..references import relearn_curve, relearn_recipe
+from ..references import shadow_membership as membership_matrix
 from ..splits import load_split
 from ..train import Recipe, predict_logits, resolve_device, set_seed
+from .train import train_model
 from .unlearn import logits_of, run_unlearning, save_logits
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,47 @@ def ensemble(
     arrays = {key: np.stack([lg[key] for lg, _ in runs]) for key in ("train_logits", "test_logits")}
     arrays |= {"train_y": runs[0][0]["train_y"], "test_y": runs[0][0]["test_y"], "seeds": np.asarray(seeds),
                "seconds": np.asarray([s for _, s in runs])}
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, **arrays)
+
+
+def shadow_membership(data_path: str, shadows: int, seed: int, out: str) -> None:
+    """U-LiRA's membership matrix ``in_train`` ``[shadows, n_train]`` (``references.shadow_membership``)."""
+    in_train = membership_matrix(len(load_dataset(data_path)["train_y"]), shadows, seed)
+    with atomic_path(out) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, in_train=in_train)
+
+
+def shadow_original(
+    data_path: str, membership_path: str, shadow: int, model: dict, train: dict, seed: int, out: str,
+    device: str = "auto", compile: bool = False, mnemonic: dict | None = None, precision: str = "auto",
+) -> None:
+    """U-LiRA shadow original ``shadow``: ``train_original`` on its half of the training set."""
+    data = load_dataset(data_path)
+    keep = torch.from_numpy(load_npz(membership_path, "membership file", ("in_train",))["in_train"][shadow])
+    part = {k: (v[keep] if k.startswith("train_") else v) for k, v in data.items()}
+    train_model(part, model, train, seed, out, device, compile, mnemonic, precision)
+
+
+def shadow_unlearn(
+    original_path: str, data_path: str, split_path: str, membership_path: str, shadow: int, method: dict,
+    model: dict, train: dict, scenario: dict, seed: int, out: str, device: str = "auto", compile: bool = False,
+    precision: str = "auto",
+) -> None:
+    """U-LiRA shadow ``shadow`` unlearned with ``method``: its forget set is D_f within its half, its retain set the
+    rest of its half; only the logits (whole training and test sets) are kept."""
+    data, split, dev = load_dataset(data_path), dict(load_split(split_path)), resolve_device(device)
+    inside = load_npz(membership_path, "membership file", ("in_train",))["in_train"][shadow]
+    forget = np.asarray(split["forget"])
+    split["forget"] = forget[inside[forget]]
+    split["retain"] = np.setdiff1d(np.flatnonzero(inside), forget)
+    net, _, record = run_unlearning(original_path, data, split, method, model, train, scenario, seed, dev, compile,
+                                    precision)
+    log.info("shadow %d: %d forget, %d retain, %.2f s", shadow, len(split["forget"]), len(split["retain"]),
+             record["seconds"])
+    arrays = logits_of(net, data, dev)
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)

@@ -21,7 +21,14 @@ def train_original(
     weights, which ``meta["pretrained"]`` names and the stored initial weights hold (the retrain oracle starts there
     too).
     """
-    data = load_dataset(data_path)
+    train_model(load_dataset(data_path), model, train, seed, out, device, compile, mnemonic, precision)
+
+
+def train_model(
+    data: dict, model: dict, train: dict, seed: int, out: str, device: str = "auto", compile: bool = False,
+    mnemonic: dict | None = None, precision: str = "auto",
+) -> None:
+    """``train_original`` on the loaded data set ``data`` (U-LiRA's shadow originals: a part of the training set)."""
     dev = resolve_device(device)
     recipe = Recipe.from_dict(train)
     config = model_config(model["name"], model["dataset"], model.get("options"))

@@ -119,8 +119,8 @@ def test_evaluate_step_stacks_the_run_and_its_ensemble_files_and_records_n(tmp_p
     rng = np.random.default_rng(2)
     ev, oracles, unlearned = synthetic(4, 0.0, rng)
     np.savez(tmp_path / "split.npz", **ev.split)
-    np.savez(tmp_path / "logits.npz", train_logits=unlearned["train_logits"][0], test_logits=unlearned["test_logits"][0],
-             train_y=ev.train_y, test_y=ev.test_y)
+    np.savez(tmp_path / "logits.npz", train_logits=unlearned["train_logits"][0],
+             test_logits=unlearned["test_logits"][0], train_y=ev.train_y, test_y=ev.test_y)
     (tmp_path / "run.json").write_text(json.dumps({"seconds": 1.0, "seed": 0}))
     for a, b in batches(0, 8, 3):
         np.savez(tmp_path / f"k{a}-{b}.npz", **{k: v[a:b] for k, v in oracles.items()})
@@ -254,7 +254,9 @@ def test_ulira_shadow_steps_on_digits(digits, tmp_path):
     unlearn(str(tmp_path / "shadow0.pt"), str(data), str(split), method, model, train, scenario, 0, str(run / "m.pt"),
             str(run / "run.json"), str(run / "logits.npz"), device="cpu")
     out = tmp_path / "metrics.json"
-    evaluate_run(str(run / "logits.npz"), str(split), str(run / "run.json"), ["ulira_shadows_auc", "ulira_shadows_tpr_1pct"],
-                 {}, str(out), membership_path=str(member), shadow_paths=paths)
+    names = ["ulira_shadows_auc", "ulira_shadows_tpr_1pct"]
+    evaluate_run(str(run / "logits.npz"), str(split), str(run / "run.json"), names, {}, str(out),
+                 membership_path=str(member), shadow_paths=paths)
     record = json.loads(out.read_text())
-    assert record["ulira_shadows"] == {"n_models": 6} and 0 <= record["metrics"]["ulira_shadows_auc"] <= 1
+    assert record["ulira_shadows"] == {"n_models": 6, "recipe": "experiment"}
+    assert 0 <= record["metrics"]["ulira_shadows_auc"] <= 1 and "M = 6 shadow models" in ensemble_note([record])

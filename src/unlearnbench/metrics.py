@@ -572,14 +572,17 @@ def ensemble_score(ev: Evaluation, kind: str) -> dict | None:
         return None
     if kind not in ev.scores:
         unlearned, oracles = ev.ensembles.sides()
-        parts = {p: (stacked_part(ev, unlearned, p), stacked_part(ev, oracles, p)) for p in ("forget", "retain", "test")}
+        parts = {p: (stacked_part(ev, unlearned, p), stacked_part(ev, oracles, p))
+                 for p in ("forget", "retain", "test")}
         if kind == "neurips":
             (uf, y), (of, _) = parts["forget"]
             acc = {p: (em.accuracies(*u), em.accuracies(*o)) for p, (u, o) in parts.items()}
             ev.scores[kind] = em.neurips2023_score(uf, of, y, acc["retain"], acc["test"])
         else:
-            ev.scores[kind] = em.klom({p: u[0] for p, (u, _) in parts.items()}, {p: o[0] for p, (_, o) in parts.items()},
-                                      {p: u[1] for p, (u, _) in parts.items()}, include_top_edge=ev.ensembles.klom_top_edge)
+            logits_u = {p: u[0] for p, (u, _) in parts.items()}
+            logits_o = {p: o[0] for p, (_, o) in parts.items()}
+            labels = {p: u[1] for p, (u, _) in parts.items()}
+            ev.scores[kind] = em.klom(logits_u, logits_o, labels, include_top_edge=ev.ensembles.klom_top_edge)
     return ev.scores[kind]
 
 
@@ -649,7 +652,7 @@ def ulira_shadow_score(ev: Evaluation) -> dict | None:
 
 @metric("oracle", needs=("ulira_shadows",))
 def ulira_shadows_auc(ev: Evaluation):
-    """U-LiRA (Hayes et al. 2024) with M shadows trained on random halves and unlearned: AUC over D_f. Closer to the oracle.
+    """U-LiRA (Hayes et al. 2024), M shadows trained on random halves and unlearned: AUC on D_f. Closer to the oracle.
 
     Per (target shadow, forget example): the Gaussian likelihood ratio of its confidence under the other shadows
     that unlearned it against those that never saw it (``ensemble_metrics.ulira``); 0.5 = indistinguishable. The

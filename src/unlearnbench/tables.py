@@ -23,15 +23,23 @@ def cells(table: pd.DataFrame, column: str) -> list[str]:
 def ensemble_note(records: list[dict]) -> str:
     """The caption's sentence on the ensemble scores (issue 14): N, the oracles, the floor and the recipe, from the
     runs' metrics.json ``ensemble`` records; empty where no run has ensemble scores."""
+    def recipe(value) -> str:
+        return "recipe: the experiment's" if value == "experiment" else f"EVALUATION-ONLY recipe {value}"
+
     infos = {(e["n_models"], e["oracles"], e["epsilon_cap"], str(e["recipe"]))
              for r in records if (e := r.get("ensemble"))}
-    if not infos:
-        return ""
-    parts = [f"N = {n} unlearned models per run against N of {k} retrain oracles (epsilon cap {cap:g}); "
-             + ("recipe: the experiment's" if recipe == "experiment" else f"EVALUATION-ONLY recipe {recipe}")
-             for n, k, cap, recipe in sorted(infos)]
-    return (" Ensemble scores (neurips_*, klom_*): " + "; ".join(parts) + ". The retrain row compares two halves of "
-            "the oracle ensemble (oracle vs oracle): the floor of each score at this N.")
+    shadows = {(s["n_models"], str(s["recipe"])) for r in records if (s := r.get("ulira_shadows"))}
+    note = ""
+    if infos:
+        parts = [f"N = {n} unlearned models per run against N of {k} retrain oracles (epsilon cap {cap:g}); "
+                 f"{recipe(r)}" for n, k, cap, r in sorted(infos)]
+        note += (" Ensemble scores (neurips_*, klom_*): " + "; ".join(parts) + ". The retrain row compares two "
+                 "halves of the oracle ensemble (oracle vs oracle): the floor of each score at this N.")
+    if shadows:
+        note += (" U-LiRA (ulira_shadows_*): " + "; ".join(f"M = {m} shadow models; {recipe(r)}"
+                                                          for m, r in sorted(shadows))
+                 + "; the retrain row is the attack's floor.")
+    return note
 
 
 def display_tables(table: pd.DataFrame, note: str = "") -> list[tuple[str, pd.DataFrame]]:
@@ -112,11 +120,13 @@ def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
 
 def cell(row: pd.Series, scale: str) -> str:
     """'mean ± std [ci_low, ci_high] (#rank)', '=' after the rank where a neighbour's is not distinguishable."""
-    interval = "" if pd.isna(row["ci_low"]) else f" [{fmt(row['ci_low'], scale=scale)}, {fmt(row['ci_high'], scale=scale)}]"
+    low, high = fmt(row["ci_low"], scale=scale), fmt(row["ci_high"], scale=scale)
+    interval = "" if pd.isna(row["ci_low"]) else f" [{low}, {high}]"
     return f"{fmt(row['mean'], row['std'], scale)}{interval} (#{row['rank']:.0f}{'=' if row['tied'] else ''})"
 
 
-def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str, note: str = "") -> tuple[str, pd.DataFrame]:
+def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str,
+                        note: str = "") -> tuple[str, pd.DataFrame]:
     """The leaderboard as printed: mean rank, then each scenario's score, interval and rank; with its caption."""
     shown = board[["entry"]].rename(columns={"entry": "method"}).assign(
         **{"mean rank": board["mean_rank"].map("{:.2f}".format)})

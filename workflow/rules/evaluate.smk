@@ -28,11 +28,12 @@ def metric_inputs(w):
 
 
 def ensemble_settings(w):
-    """The ensemble scores' N, whether the run has an unlearned ensemble, and the evaluation-only recipe; None
-    where the run gets no ensemble scores."""
-    if not has_ensembles(w.method):
+    """The ensemble scores' N (0: none), whether the run has an unlearned ensemble, and the evaluation-only recipe
+    (of the ensembles and U-LiRA's shadows); None where the run gets neither ensemble nor shadow scores."""
+    if not has_ensembles(w.method) and not (SHADOWS and evaluated(w.method)):
         return None
-    return {"n": ENSEMBLE_N, "unlearned": w.method != ORACLE, "recipe": EVALUATION.get("recipe"),
+    return {"n": ENSEMBLE_N if has_ensembles(w.method) else 0, "unlearned": w.method != ORACLE,
+            "recipe": EVALUATION.get("recipe"),
             "klom_top_edge": EVALUATION.get("klom_top_edge", False)}
 
 

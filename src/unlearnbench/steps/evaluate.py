@@ -30,9 +30,10 @@ def evaluate_run(
     configuration and provenance.
 
     ``oracle_ensemble_paths``: the oracle ensemble's stacked logits (``steps.references.ensemble``), whose first
-    ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned, klom_top_edge}``): the ensemble scores' N and
-    whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``); ``membership_path``
-    and ``shadow_paths``: U-LiRA's shadow membership and the shadows unlearned with the run's method."""
+    ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned, klom_top_edge}``): the ensemble
+    scores' N (0: none), the evaluation-only recipe and whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``);
+    ``membership_path`` and ``shadow_paths``: U-LiRA's shadow membership and the shadows unlearned with the run's
+    method."""
     split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))
     ev = load_evaluation(logits_path, split, run_path)
     if oracle_logits_path:
@@ -46,7 +47,7 @@ def evaluate_run(
         ev.ulira_oracles = [Evaluation(oracles["train_logits"][k], oracles["test_logits"][k], ev.train_y, ev.test_y,
                                        split, seed=ev.seed) for k in range(ulira_oracles)]
     record = {}
-    if ensemble:
+    if ensemble and ensemble["n"]:
         own = {"train_logits": ev.train_logits[None], "test_logits": ev.test_logits[None]}
         unlearned = load_stack([own, *(unlearned_paths or [])]) if ensemble["unlearned"] else None
         ev.ensembles = Ensembles(oracles, unlearned, ensemble["n"], ensemble.get("recipe"),
@@ -56,7 +57,8 @@ def evaluate_run(
         in_train = load_npz(membership_path, "membership file", ("in_train",))["in_train"][:len(shadow_paths)]
         logits = [load_npz(p, "shadow logits file", ("train_logits",))["train_logits"] for p in shadow_paths]
         ev.shadows = {"in_train": in_train, "train_logits": np.stack(logits)}
-        record["ulira_shadows"] = {"n_models": len(shadow_paths)}
+        recipe = (ensemble or {}).get("recipe") or "experiment"
+        record["ulira_shadows"] = {"n_models": len(shadow_paths), "recipe": recipe}
     values = compute(ev, names)
     atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,
                        "provenance": provenance()}, out)
@@ -66,4 +68,6 @@ def load_stack(parts: list) -> dict[str, np.ndarray]:
     """Stacked logits of an ensemble from its jobs' files (or dicts of arrays), in order: ``[models, n, classes]``."""
     loaded = [p if isinstance(p, dict) else load_npz(p, "ensemble logits file", ("train_logits", "test_logits"))
               for p in parts]
-    return {k: np.concatenate([np.asarray(p[k]) for p in loaded]) for k in ("train_logits", "test_logits")} if loaded else {}
+    if not loaded:
+        return {}
+    return {k: np.concatenate([np.asarray(p[k]) for p in loaded]) for k in ("train_logits", "test_logits")}

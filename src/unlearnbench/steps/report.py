@@ -41,7 +41,7 @@ def write_leaderboard(metrics_paths: list[str], score: str, out_csv: str, out_md
         raise UserError(f"the leaderboard's score {score!r} was not computed; add it to the config's metrics")
     ranked = rank_methods(runs, score)
     board = leaderboard(ranked)
-    note = ensemble_note(records) if "ensembles" in METRICS[score].needs else ""
+    note = ensemble_note(records) if {"ensembles", "ulira_shadows"} & set(METRICS[score].needs) else ""
     write_tables(ranked, [leaderboard_display(ranked, board, score, note)], out_csv, out_md, out_tex)
     leaderboard_heatmap(ranked, board["entry"].tolist(), score, out_png, out_pdf)
     return board

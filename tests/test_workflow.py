@@ -108,7 +108,7 @@ def test_quick_preset_end_to_end_caching_and_provenance(config_copy, tmp_path):
     assert snakemake(path, "--report", str(html)).returncode == 0
     text = html.read_text()
     assert "fisher_masking_finetuning.png" in text and "built by unlearnbench" in text
-    assert "retain and forget accuracy after masking" in text  # the figure's caption from the config
+    assert "test accuracy on the remaining and forgotten classes" in text  # the figure's caption from the config
 
     # a second run has nothing to do
     again = snakemake(path, "-n")

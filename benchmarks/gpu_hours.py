@@ -3,14 +3,15 @@
     python benchmarks/gpu_hours.py [--scale full] [config/papers/del.yaml ...]
 
 Jobs are counted as the DAG does (every experiment x seed x scenario x method the method applies to; the retrain
-oracle always; U-LiRA's oracles where a ``ulira_*`` metric is asked for). Hours are training images divided by an
-assumed H100 training throughput (bf16 + channels_last + torch.compile), until ``benchmarks/gpu_check.py`` measures
-one, plus ``JOB_OVERHEAD_S`` per job (process start, data loading, compilation, logits); evaluation jobs are left
+oracle always; the oracle and unlearned ensembles and U-LiRA's shadows where a metric needs them, issue 14).
+Hours are training images divided by an assumed H100 training throughput (bf16 + channels_last + torch.compile),
+until ``benchmarks/gpu_check.py`` measures one, plus ``JOB_OVERHEAD_S`` per job (process start, data loading, compilation, logits); evaluation jobs are left
 out. Read them as rough lower bounds:
 
 - the original and every oracle: ``recipe.epochs x |train set|`` images;
 - a method with an ``epochs`` hyperparameter: ``epochs x |train set|`` (an upper bound: most train on D_r or D_f);
-- a method without one (SSD, Fisher forgetting, ...): one pass over the training set.
+- a method without one (SSD, Fisher forgetting, ...): one pass over the training set;
+- U-LiRA's shadows train and unlearn on half the training set.
 """
 
 from __future__ import annotations
@@ -45,27 +46,40 @@ def _train_size(config: dict, dataset_key: str) -> int:
 def estimate(config: dict) -> dict[str, list[float]]:
     """``{rule: [jobs, GPU-hours]}`` for one resolved config."""
     out: dict[str, list[float]] = defaultdict(lambda: [0, 0.0])
-    ulira = any(m.startswith("ulira") for m in config.get("metrics", []))
-    oracles = config.get("evaluation", {}).get("ulira", {}).get("oracles", 4)
+    metrics, ev = config.get("metrics", []), config.get("evaluation", {})
+    shadows = ev.get("ulira_shadows", 0) if any(m.startswith("ulira_shadows") for m in metrics) else 0
+    ensembles = any(m.startswith(("neurips_", "klom_")) for m in metrics)
+    ulira = ev.get("ulira", {}).get("oracles", 4) if any(m.startswith("ulira_") and not m.startswith(
+        "ulira_shadows") for m in metrics) else 0
+    oracles, n_unlearned = max(ulira, ev.get("oracles", 0) if ensembles else 0), ev.get("unlearn_seeds", 0)
+    per_job = ev.get("models_per_job", 4)
+    evaluated = ev.get("methods", [m for m in config["methods"] if m != "original"])
+
+    def add(rule: str, models: int, epochs: float, jobs: int | None = None, part: float = 1.0) -> None:
+        jobs = models if jobs is None else jobs
+        out[rule][0] += jobs
+        out[rule][1] += (models * epochs * part * n / rate + jobs * JOB_OVERHEAD_S) / 3600
+
     for exp in config["experiments"].values():
         n = _train_size(config, exp["dataset"])
         rate = IMAGES_PER_S.get(exp["model"]["name"], IMAGES_PER_S["resnet18"])
-        hours = lambda epochs: (epochs * n / rate + JOB_OVERHEAD_S) / 3600  # noqa: E731
         for _ in config["seeds"]:
-            out["train_original"][0] += 1
-            out["train_original"][1] += hours(exp["train"]["epochs"])
+            add("train_original", 1, exp["train"]["epochs"])
+            add("shadow_original", shadows, exp["train"]["epochs"], part=0.5)
             for scenario, name in pairings(exp):
                 method = method_config(config, name)
                 if not supports(method["method"], config["scenarios"][scenario]["kind"]):
                     continue
                 epochs = exp["train"]["epochs"] if method["method"] == "retrain" else method.get(
                     "epochs", hyperparameters(method["method"]).get("epochs", 1))
-                out["unlearn"][0] += 1
-                out["unlearn"][1] += hours(epochs)
-            if ulira:
-                out["ulira_oracle"][0] += oracles * len(scenarios_of(exp))
-                out["ulira_oracle"][1] += oracles * len(scenarios_of(exp)) * hours(exp["train"]["epochs"])
-    return dict(out)
+                add("unlearn", 1, epochs)
+                if name in evaluated:
+                    if ensembles and method["method"] != "retrain":
+                        add("unlearn_ensemble", n_unlearned - 1, epochs, -(-(n_unlearned - 1) // per_job))
+                    add("shadow_unlearn", shadows, epochs, -(-shadows // per_job), part=0.5)
+            add("oracle_ensemble", oracles * len(scenarios_of(exp)), exp["train"]["epochs"],
+                -(-oracles // per_job) * len(scenarios_of(exp)))
+    return {rule: v for rule, v in out.items() if v[0]}
 
 
 def main(argv: list[str] | None = None) -> int:

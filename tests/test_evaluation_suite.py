@@ -187,7 +187,7 @@ def test_ulira_shadow_jobs_plan_per_experiment_and_per_evaluated_run(tmp_path):
     assert run.returncode == 0, (run.stdout + run.stderr)[-2000:]
     jobs = planned_jobs(run.stdout)
     assert jobs["shadow_membership"] == 2 and jobs["shadow_original"] == 2 * 6  # per experiment and seed
-    assert jobs["shadow_unlearn"] == 6 * (2 * 2 + 1)  # retrain and finetune on digits_resnet's 2, retrain on 1
+    assert jobs["shadow_unlearn"] == 2 * (2 * 2 + 1)  # 2 jobs of 4 + 2 shadows: retrain, finetune on 2; retrain on 1
     assert "oracle_ensemble" not in jobs and "unlearn_ensemble" not in jobs
     config["evaluation"]["ulira_shadows"] = 4
     path.write_text(yaml.safe_dump(config))
@@ -240,13 +240,14 @@ def test_ulira_shadow_steps_on_digits(digits, tmp_path):
     membership_step(str(data), 6, 0, str(member))
     in_train = np.load(member)["in_train"]
     method = {"method": "finetune", "epochs": 1}
-    paths = []
+    originals = [str(tmp_path / f"shadow{m}.pt") for m in range(6)]
     for m in range(6):
-        original = tmp_path / f"shadow{m}.pt"
-        shadow_original(str(data), str(member), m, model, train, shadow_seed(0, m), str(original), device="cpu")
-        paths.append(str(tmp_path / f"shadow{m}.npz"))
-        shadow_unlearn(str(original), str(data), str(split), str(member), m, method, model, train, scenario,
-                       shadow_seed(0, m), paths[-1], device="cpu")
+        shadow_original(str(data), str(member), m, model, train, shadow_seed(0, m), originals[m], device="cpu")
+    paths = [str(tmp_path / "s0-4.npz"), str(tmp_path / "s4-6.npz")]  # two jobs of the rule
+    for (a, b), path in zip(batches(0, 6, 4), paths):
+        shadow_unlearn(originals[a:b], str(data), str(split), str(member), list(range(a, b)), method, model, train,
+                       scenario, [shadow_seed(0, m) for m in range(a, b)], path, device="cpu")
+    assert np.load(paths[1])["train_logits"].shape == (2, len(digits["train_y"]), 10)
     import torch
     assert torch.load(tmp_path / "shadow0.pt", weights_only=False)["meta"]["seed"] == shadow_seed(0, 0)
     assert in_train.shape == (6, len(digits["train_y"]))

@@ -32,7 +32,7 @@ def shadow_paths(exp, seed, scenario, method):
     """U-LiRA's membership matrix and its M shadows unlearned with the method entry."""
     base = f"{RUN}/{exp}/seed{seed}"
     return {"membership_path": f"{base}/shadows/membership.npz",
-            "shadow_paths": [f"{base}/{scenario}/shadows/shadow{m}/{method}/logits.npz" for m in range(SHADOWS)]}
+            "shadow_paths": [f"{base}/{scenario}/shadows/{method}/s{a}-{b}.npz" for a, b in batches(0, SHADOWS, PER_JOB)]}
 
 
 def incompetent_path(exp, seed):
@@ -241,34 +241,37 @@ rule shadow_original:
 
 
 rule shadow_unlearn:
-    """U-LiRA shadow m unlearned with a method entry: its forget set is D_f within its half; logits only."""
+    """U-LiRA shadows first..end-1 unlearned with a method entry, one after another (each: D_f within its half);
+    stacked logits only."""
     input:
-        original_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/shadow{{shadow}}/original.pt",
+        original_paths=lambda w: [f"{RUN}/{w.exp}/seed{w.seed}/shadows/shadow{m}/original.pt"
+                                  for m in range(int(w.first), int(w.end))],
         data_path=exp_dataset_path,
         split_path=split_path,
         membership_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/membership.npz",
     output:
-        out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/shadows/shadow{{shadow}}/{{method}}/logits.npz",
+        out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/shadows/{{method}}/s{{first}}-{{end}}.npz",
     params:
         step=step("references.shadow_unlearn"),
-        shadow=lambda w: int(w.shadow),
+        shadows=lambda w: list(range(int(w.first), int(w.end))),
         method=lambda w: method_config(config, w.method),
         model=lambda w: model_spec(w.exp),
         train=lambda w: ensemble_train(w.exp),
         scenario=lambda w: config["scenarios"][w.scenario],
-        seed=lambda w: shadow_seed(int(w.seed), int(w.shadow)),
+        seeds=lambda w: [shadow_seed(int(w.seed), m) for m in range(int(w.first), int(w.end))],
         device=config["device"],
         threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],
         precision=config["precision"],
     wildcard_constraints:
-        shadow=r"\d+",
+        first=r"\d+",
+        end=r"\d+",
     threads: config["threads"]
     resources:
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,
-        runtime=lambda w, attempt: 240 * attempt,
+        runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
-        f"{LOGS}/shadow_unlearn/{{exp}}/seed{{seed}}/{{scenario}}/shadow{{shadow}}/{{method}}.log",
+        f"{LOGS}/shadow_unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/s{{first}}-{{end}}.log",
     script:
         "../scripts/step.py"

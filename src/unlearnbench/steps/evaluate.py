@@ -33,7 +33,7 @@ def evaluate_run(
     ``ulira_oracles`` are U-LiRA's oracles; ``ensemble`` (``{n, recipe, unlearned, klom_top_edge}``): the ensemble
     scores' N (0: none), the evaluation-only recipe and whether the run has an unlearned ensemble (the run's own logits, then ``unlearned_paths``);
     ``membership_path`` and ``shadow_paths``: U-LiRA's shadow membership and the shadows unlearned with the run's
-    method."""
+    method (stacked logits, in shadow order)."""
     split = load_npz(split_path, "split file", ("forget", "retain", "test_forget", "test_retain"))
     ev = load_evaluation(logits_path, split, run_path)
     if oracle_logits_path:
@@ -54,11 +54,12 @@ def evaluate_run(
                                  ensemble.get("klom_top_edge", False))
         record = {"ensemble": ev.ensembles.record()}
     if shadow_paths:
-        in_train = load_npz(membership_path, "membership file", ("in_train",))["in_train"][:len(shadow_paths)]
-        logits = [load_npz(p, "shadow logits file", ("train_logits",))["train_logits"] for p in shadow_paths]
-        ev.shadows = {"in_train": in_train, "train_logits": np.stack(logits)}
+        logits = np.concatenate([load_npz(p, "shadow logits file", ("train_logits",))["train_logits"]
+                                 for p in shadow_paths])
+        in_train = load_npz(membership_path, "membership file", ("in_train",))["in_train"][:len(logits)]
+        ev.shadows = {"in_train": in_train, "train_logits": logits}
         recipe = (ensemble or {}).get("recipe") or "experiment"
-        record["ulira_shadows"] = {"n_models": len(shadow_paths), "recipe": recipe}
+        record["ulira_shadows"] = {"n_models": len(logits), "recipe": recipe}
     values = compute(ev, names)
     atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,
                        "provenance": provenance()}, out)

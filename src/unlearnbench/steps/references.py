@@ -111,22 +111,27 @@ def shadow_original(
 
 
 def shadow_unlearn(
-    original_path: str, data_path: str, split_path: str, membership_path: str, shadow: int, method: dict,
-    model: dict, train: dict, scenario: dict, seed: int, out: str, device: str = "auto", compile: bool = False,
-    precision: str = "auto",
+    original_paths: list[str], data_path: str, split_path: str, membership_path: str, shadows: list[int],
+    method: dict, model: dict, train: dict, scenario: dict, seeds: list[int], out: str, device: str = "auto",
+    compile: bool = False, precision: str = "auto",
 ) -> None:
-    """U-LiRA shadow ``shadow`` unlearned with ``method``: its forget set is D_f within its half, its retain set the
-    rest of its half; only the logits (whole training and test sets) are kept."""
-    data, split, dev = load_dataset(data_path), dict(load_split(split_path)), resolve_device(device)
-    inside = load_npz(membership_path, "membership file", ("in_train",))["in_train"][shadow]
-    forget = np.asarray(split["forget"])
-    split["forget"] = forget[inside[forget]]
-    split["retain"] = np.setdiff1d(np.flatnonzero(inside), forget)
-    net, _, record = run_unlearning(original_path, data, split, method, model, train, scenario, seed, dev, compile,
-                                    precision)
-    log.info("shadow %d: %d forget, %d retain, %.2f s", shadow, len(split["forget"]), len(split["retain"]),
-             record["seconds"])
-    arrays = logits_of(net, data, dev)
+    """U-LiRA shadows ``shadows`` (originals ``original_paths``, seeds ``seeds``) unlearned with ``method``, one after
+    another: each one's forget set is D_f within its half, its retain set the rest of its half. Only the logits are
+    kept, stacked ``[len(shadows), n, classes]`` (whole training and test sets)."""
+    data, dev = load_dataset(data_path), resolve_device(device)
+    full = dict(load_split(split_path))
+    in_train = load_npz(membership_path, "membership file", ("in_train",))["in_train"]
+    forget, runs = np.asarray(full["forget"]), []
+    for original_path, shadow, seed in zip(original_paths, shadows, seeds):
+        inside = in_train[shadow]
+        split = {**full, "forget": forget[inside[forget]], "retain": np.setdiff1d(np.flatnonzero(inside), forget)}
+        net, _, record = run_unlearning(original_path, data, split, method, model, train, scenario, seed, dev,
+                                        compile, precision)
+        log.info("shadow %d: %d forget, %d retain, %.2f s", shadow, len(split["forget"]), len(split["retain"]),
+                 record["seconds"])
+        runs.append(logits_of(net, data, dev))
+    arrays = {key: np.stack([lg[key] for lg in runs]) for key in ("train_logits", "test_logits")}
+    arrays |= {"shadows": np.asarray(shadows), "seeds": np.asarray(seeds)}
     with atomic_path(out) as tmp:
         with open(tmp, "wb") as f:
             np.savez(f, **arrays)

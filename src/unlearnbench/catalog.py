@@ -134,14 +134,24 @@ def _registered(tree: ast.Module, decorator: str):
                 yield node, {k.arg: k.value for k in dec.keywords}
 
 
+def _imported_methods() -> set[str]:
+    """The modules ``methods/__init__.py`` imports with ``from . import ...`` (the ones that register methods)."""
+    tree = ast.parse((PACKAGE / "methods" / "__init__.py").read_text())
+    return {alias.name for node in tree.body if isinstance(node, ast.ImportFrom) and node.level == 1
+            and node.module is None for alias in node.names}
+
+
 @functools.cache
 def method_entries() -> dict[str, MethodEntry]:
     """Every method registered in ``methods/*.py``, read from the source (no function: ``fn`` is ``None``)."""
-    entries = {}
+    entries, imported = {}, _imported_methods()
     for path in sorted((PACKAGE / "methods").glob("*.py")):
         tree = ast.parse(path.read_text(), filename=str(path))
         names = _module_names(tree)
         for fn, kw in _registered(tree, "register_method"):
+            if path.stem not in imported:  # jobs import the package: an unimported module registers nothing there
+                raise UserError(f"methods/{path.name} registers {fn.name!r} but methods/__init__.py does not import "
+                                f"it: add {path.stem} to its `from . import (...)` list")
             args = {k: _evaluate(v, names) for k, v in kw.items()}
             name = args.pop("name", fn.name)
             entries[name] = MethodEntry(name, _signature(fn, 2), scenarios=tuple(args.get("scenarios", KINDS)),

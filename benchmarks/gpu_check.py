@@ -63,11 +63,14 @@ def importance_rate(width: int, samples: int, chunk: int, device) -> float:
 def quick_preset(device: str, tiny: bool) -> float:
     """Run config/quick.yaml through Snakemake into results/gpu-check (removed afterwards); returns seconds."""
     config = yaml.safe_load((REPO / "config" / "quick.yaml").read_text())
-    if tiny:  # one scenario, narrower and shorter originals; every method still runs
+    if tiny:  # one scenario, narrower and shorter originals, smaller ensembles; every method still runs
         for exp in config["experiments"].values():
-            exp["model"]["options"]["width"] = 4
+            if "width" in exp["model"].get("options", {}):
+                exp["model"]["options"]["width"] = 4
             exp["train"]["epochs"] = 2
         config["experiments"]["digits_resnet"]["scenarios"] = ["class_3"]
+        if "evaluation" in config:
+            config["evaluation"].update(oracles=4, unlearn_seeds=2)
     name = "gpu-check"
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
         yaml.safe_dump(config, f)

@@ -11,14 +11,10 @@ images (``--test-size``: a class-balanced subset, for development runs), without
 translate TTA; training wall time and images/s; and the machine. Then the targets: >= 88 % within 15 min on 2 CPU
 cores; >= 94 % within 10 s per model on an H100/H200.
 
-The fast recipe is airbench94's (Jordan, arXiv 2404.00498), translated to this project's mean-loss SGD: airbench
-sums the loss over the batch and states ``lr 11.5`` per 1024 examples with momentum 0.85, scaled by
-``1024 * (1 + 1 / (1 - momentum))``; per example that is ``lr = 11.5 * B / (1024 * 7.67)`` on the mean loss at
-batch ``B`` (1.50 at 1024, 0.75 at 512), weight decay ``5e-4 / 11.5 = 4.35e-5`` on the same scale, BatchNorm biases
-at 64x the learning rate with the same decay per step (``norm_bias_lr_scale: 64``), Nesterov, label smoothing
-0.2, a triangular schedule peaking at 23 % of training and ending at 0.07x, lookahead every 5 steps. Differences:
-the warm-up starts near 0 (airbench: 0.2x); augmentation is the data set's (random crop with 4-pixel zero padding,
-random flip) rather than airbench's 2-pixel translate and alternating flip; fp32 on the CPU.
+The fast recipe is airbench94's (Jordan, arXiv 2404.00498) on this project's mean-loss SGD, as the configs'
+``train: {preset: airbench}`` (``unlearnbench.recipe.airbench`` has the translation). Differences: augmentation is
+the data set's (random crop with 4-pixel zero padding, random flip) rather than airbench's 2-pixel translate and
+alternating flip; fp32 on the CPU.
 
 CPU choice: widths 64/128/128 and 6 epochs at batch 512 (585 steps, airbench94 takes 485). Training images/s
 measured on the 2 cores with one other job running (1 epoch on 10,000 images): 32/64/64 761, 48/128/128 483,
@@ -53,12 +49,8 @@ TARGETS = "targets: >= 88 % test accuracy within 15 min on 2 CPU cores; >= 94 % 
 
 
 def airbench_recipe(epochs: float, batch_size: int) -> Recipe:
-    """airbench94's hyperparameters on this project's mean-loss scale (module docstring)."""
-    momentum = 0.85
-    lr = 11.5 * batch_size / (1024 * (1 + 1 / (1 - momentum)))
-    return Recipe(epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum, nesterov=True,
-                  weight_decay=5e-4 / 11.5, schedule="triangular", warmup_epochs=0.23 * epochs, min_lr=0.07 * lr,
-                  label_smoothing=0.2, lookahead=5, norm_bias_lr_scale=64.0)
+    """airbench94's hyperparameters on this project's mean-loss scale (``train: {preset: airbench}``)."""
+    return Recipe.from_dict({"preset": "airbench", "epochs": epochs, "batch_size": batch_size})
 
 
 OLD_RECIPE = Recipe(epochs=8, batch_size=64, lr=0.05, weight_decay=5e-4, schedule="cosine", warmup_epochs=1)

@@ -116,3 +116,18 @@ def test_methods_recipes_drop_the_originals_floor(digits_spec):
     constant = task.recipe(epochs=3, lr=0.01, schedule="constant")  # validated: no "cosine schedule only" error
     assert constant.min_lr == 0.0
     assert task.recipe(epochs=3, lr=0.01, min_lr=1e-4).min_lr == 1e-4
+
+
+def test_the_airbench_preset_scales_with_the_batch_and_yields_to_explicit_keys():
+    """airbench94's lr 11.5 per 1024 summed examples at momentum 0.85 is 0.75 on the mean loss at batch 512."""
+    recipe = Recipe.from_dict({"preset": "airbench", "epochs": 4, "batch_size": 512})
+    assert recipe.lr == pytest.approx(11.5 * 512 / (1024 * (1 + 1 / 0.15)))
+    assert recipe.lr == pytest.approx(0.75, abs=0.001)
+    assert (recipe.schedule, recipe.nesterov, recipe.lookahead, recipe.label_smoothing) == ("triangular", True, 5, 0.2)
+    assert recipe.warmup_epochs == pytest.approx(0.92) and recipe.min_lr == pytest.approx(0.07 * recipe.lr)
+    assert Recipe.from_dict({"preset": "airbench", "epochs": 4, "batch_size": 1024}).lr == pytest.approx(2 * recipe.lr)
+    assert Recipe.from_dict({"preset": "airbench", "epochs": 4, "augment": False, "lr": 0.5}).lr == 0.5
+    with pytest.raises(UserError, match="unknown training preset 'airbnb'; valid: airbench"):
+        Recipe.from_dict({"preset": "airbnb", "epochs": 4})
+    with pytest.raises(UserError, match="needs epochs"):
+        Recipe.from_dict({"preset": "airbench"})

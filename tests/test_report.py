@@ -172,3 +172,22 @@ def test_fmt_scales():
     assert fmt(1.23456, scale="ratio") == "1.235" and fmt(float("nan")) == "–"
     with pytest.raises(ValueError, match="unknown scale 'plain'"):
         fmt(1.0, scale="plain")
+
+
+def test_every_table_names_each_experiments_substrate(metrics_paths, tmp_path):
+    """A reduced-scale table must say which model, data and recipe produced it (issue 13: a different substrate)."""
+    from unlearnbench.steps.report import write_summary
+
+    for path in metrics_paths:
+        record = json.loads(open(path).read())
+        record |= {"model": {"name": "airbench", "dataset": "cifar10", "options": {"widths": [32, 64, 64]}},
+                   "dataset": {"name": "cifar10", "source": "imagefolder", "train_size": 10000},
+                   "train": {"preset": "airbench", "epochs": 8}, "provenance": {"git": "abc"}}
+        open(path, "w").write(json.dumps(record))
+    out = {ext: str(tmp_path / f"t.{ext}") for ext in ("csv", "md", "tex")}
+    expected = ("e: airbench (widths [32, 64, 64]) on cifar10 (imagefolder, 10,000 training images), "
+                "recipe preset airbench, epochs 8")
+    write_summary(metrics_paths, out["csv"], out["md"], out["tex"])
+    assert expected in open(out["md"]).read() and expected in open(out["tex"]).read()
+    write_leaderboard(metrics_paths, "avg_gap", *(str(tmp_path / f"l.{e}") for e in ("csv", "md", "tex", "png", "pdf")))
+    assert expected in open(tmp_path / "l.md").read()

@@ -50,10 +50,20 @@ class Recipe:
 
     @classmethod
     def from_dict(cls, cfg: dict) -> "Recipe":
+        """The recipe of a ``train:`` block; ``preset: <name>`` (``PRESETS``) fills in the named recipe's
+        hyperparameters for the block's ``epochs`` and ``batch_size``, and the block's other keys override them."""
+        cfg = dict(cfg)
+        if "preset" in cfg:
+            preset = cfg.pop("preset")
+            if preset not in PRESETS:
+                raise UserError(f"unknown training preset {preset!r}; valid: {', '.join(PRESETS)}")
+            if "epochs" not in cfg:
+                raise UserError(f"training preset {preset!r} needs epochs")
+            cfg = {**PRESETS[preset](cfg["epochs"], cfg.get("batch_size", 512)), **cfg}
         known = {f.name for f in fields(cls)}
         unknown = set(cfg) - known
         if unknown:
-            raise UserError(f"unknown training option(s) {sorted(unknown)}; valid: {', '.join(sorted(known))}")
+            raise UserError(f"unknown training option(s) {sorted(unknown)}; valid: preset, {', '.join(sorted(known))}")
         recipe = cls(**cfg)
         recipe.check()
         return recipe
@@ -79,6 +89,23 @@ class Recipe:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def airbench(epochs: float, batch_size: int) -> dict:
+    """airbench94's hyperparameters (Jordan, arXiv 2404.00498) on this project's mean-loss scale. airbench sums the
+    loss over the batch and states lr 11.5 per 1024 examples with momentum 0.85, scaled by
+    ``1024 * (1 + 1 / (1 - momentum))``; per example that is ``lr = 11.5 * B / (1024 * 7.67)`` on the mean loss at
+    batch ``B`` (0.75 at 512), weight decay ``5e-4 / 11.5`` on the same scale, BatchNorm biases at 64x the
+    learning rate, Nesterov, label smoothing 0.2, a triangular schedule peaking at 23 % of training and ending at
+    0.07x, lookahead every 5 steps. The warm-up starts near 0 (airbench: 0.2x)."""
+    momentum = 0.85
+    lr = 11.5 * batch_size / (1024 * (1 + 1 / (1 - momentum)))
+    return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum, "nesterov": True,
+            "weight_decay": 5e-4 / 11.5, "schedule": "triangular", "warmup_epochs": 0.23 * epochs,
+            "min_lr": 0.07 * lr, "label_smoothing": 0.2, "lookahead": 5, "norm_bias_lr_scale": 64.0}
+
+
+PRESETS = {"airbench": airbench}  # train: {preset: <name>, epochs: ..., batch_size: ...}
 
 
 def lr_factor(step: int, steps_per_epoch: int, recipe: Recipe) -> float:

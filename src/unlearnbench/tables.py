@@ -20,6 +20,23 @@ def cells(table: pd.DataFrame, column: str) -> list[str]:
     return [fmt(m, s, scale) for m, s in zip(table[f"{column}_mean"], table[f"{column}_std"])]
 
 
+def setup_note(records: list[dict]) -> str:
+    """The caption's sentence naming each experiment's substrate (model, training data, recipe), from the runs'
+    metrics.json, so that a reduced-scale table never reads as the paper's setting."""
+    def compact(value: dict) -> str:
+        return ", ".join(f"{k} {v}" for k, v in value.items())
+
+    setups = {}
+    for r in records:
+        if "model" in r and "dataset" in r:
+            data = r["dataset"]
+            size = f"{data['train_size']:,} training images" if data.get("train_size") else "all training images"
+            options = f" ({compact(r['model']['options'])})" if r["model"].get("options") else ""
+            setups[r["experiment"]] = (f"{r['model']['name']}{options} on {data.get('name', '?')} "
+                                       f"({data.get('source', '?')}, {size}), recipe {compact(r.get('train', {}))}")
+    return (" Setup: " + "; ".join(f"{exp}: {text}" for exp, text in sorted(setups.items())) + ".") if setups else ""
+
+
 def ensemble_note(records: list[dict]) -> str:
     """The caption's sentence on the ensemble scores (issue 14): N, the oracles, the floor and the recipe, from the
     runs' metrics.json ``ensemble`` records; empty where no run has ensemble scores."""
@@ -146,7 +163,7 @@ def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str,
 # --- reported vs reproduced ---------------------------------------------------------------------------------------
 
 
-def comparison_display(table: pd.DataFrame, paper: dict, pairs: list[dict]) -> tuple[str, pd.DataFrame]:
+def comparison_display(table: pd.DataFrame, paper: dict, pairs: list[dict], note: str = "") -> tuple[str, pd.DataFrame]:
     """``reported.compare``'s table as printed (values in the reported unit), with a caption that counts the
     verdicts and names the reported values (``paper``) that no rule matched (``pairs``: ``reported.match``'s)."""
     shown = pd.DataFrame()
@@ -165,5 +182,5 @@ def comparison_display(table: pd.DataFrame, paper: dict, pairs: list[dict]) -> t
                f"2·sqrt(reported spread² + our std²). Verdicts: {counts}. "
                f"{len(paper['values']) - len(matched)} reported values have no counterpart in this grid (their data "
                f"sets: {', '.join(outside) or 'none'}). "
-               f"Tables not transcribed: {'; '.join(u['table'] for u in paper.get('unknown', [])) or 'none'}.")
+               f"Tables not transcribed: {'; '.join(u['table'] for u in paper.get('unknown', [])) or 'none'}." + note)
     return caption, shown

@@ -199,3 +199,19 @@ def test_a_figures_title_metadata_names_what_it_reproduces():
     assert title({"reproduces": ["Table 2", "Figure 4"], "caption": "Forget accuracy."}) == (
         "Reproduces Table 2, Figure 4. Forget accuracy.")
     assert title({"reproduces": "Table 2"}) == "Reproduces Table 2." and title({}) is None
+
+
+def test_a_scales_preset_recipe_and_other_model_replace_the_full_ones():
+    """Merging the fast net's preset over the paper's recipe would keep its lr, momentum and schedule."""
+    full = {"dataset": "d", "model": {"name": "vit", "options": {"depth": 12}},
+            "train": {"epochs": 160, "lr": 0.1, "schedule": "multistep", "milestones": [80], "augment": False}}
+    config = {"name": "p", "experiments": {"x": full, "y": full},
+              "scales": {"reduced": {"experiments": {
+                  "x": {"model": {"name": "airbench", "options": {"widths": [8, 8, 8]}},
+                        "train": {"preset": "airbench", "epochs": 2, "augment": False}},
+                  "y": {"model": {"options": {"depth": 2}}, "train": {"epochs": 4}}}}}}
+    reduced = apply_scale({**config, "scale": "reduced"})["experiments"]
+    assert reduced["x"]["train"] == {"preset": "airbench", "epochs": 2, "augment": False}
+    assert reduced["x"]["model"] == {"name": "airbench", "options": {"widths": [8, 8, 8]}}
+    assert reduced["y"]["train"] == {**full["train"], "epochs": 4}  # without a preset: merged as before
+    assert reduced["y"]["model"] == {"name": "vit", "options": {"depth": 2}}

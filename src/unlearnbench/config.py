@@ -27,7 +27,8 @@ def apply_scale(config: dict) -> dict:
     results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. An
     experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy), with
     the report's match rules for it. An experiment's ``runs`` in the scale's block replaces its ``scenarios`` +
-    ``methods``, and either of these replaces its ``runs``."""
+    ``methods``, and either of these replaces its ``runs``; a ``train`` block with a ``preset``, and a ``model`` of
+    another name, replace the base's instead of merging with it."""
     scale = config.get("scale", "full")
     if scale == "full":
         return config
@@ -41,6 +42,11 @@ def apply_scale(config: dict) -> dict:
             short = {"scenarios", "methods"} & set(override)
             drop = {"scenarios", "methods"} if "runs" in override else {"runs"} if short else set()
             merged["experiments"][name] = {k: v for k, v in base.items() if k not in drop}
+            if "preset" in override.get("train", {}):  # a preset is a whole recipe: nothing of the base's stays
+                merged["experiments"][name]["train"] = override["train"]
+            model_name = override.get("model", {}).get("name")
+            if model_name and model_name != (config.get("experiments", {}).get(name) or {}).get("model", {}).get("name"):
+                merged["experiments"][name]["model"] = override["model"]  # another model: not the base's options
     experiments = {k: v for k, v in merged.get("experiments", {}).items() if v is not None}  # `exp: null` drops one
     if "match" in merged.get("report", {}):  # and the rules that compare it with reported values
         merged["report"] = {**merged["report"], "match": [r for r in merged["report"]["match"] if r["experiment"] in experiments]}

@@ -16,6 +16,7 @@ from .catalog import check_model_options, method_entry
 from .datasets import get_spec
 from .metrics import METRICS
 from .recipe import Recipe
+from .seeds import check_seed_axes
 from .splits import check_scenario
 from .values import check_value, duplicates, non_finite
 
@@ -126,7 +127,8 @@ def check_yaml_keys(path: str | Path) -> None:
 
 
 def check_values(config: dict) -> None:
-    """What the schema cannot say: finite numbers, unique seeds and methods, path-safe names, a metric list."""
+    """What the schema cannot say: finite numbers, unique seeds and methods, valid seed axes, path-safe names, a
+    metric list."""
     bad = non_finite(config)
     if bad:
         raise UserError(f"{bad[0]} is NaN or infinite; give a finite number")
@@ -138,6 +140,7 @@ def check_values(config: dict) -> None:
     repeated = duplicates(config["seeds"])
     if repeated:
         raise UserError(f"seeds lists {repeated} more than once; each seed is one run, list it once")
+    check_seed_axes(config.get("seed_axes", {}))
     for exp_name, exp in config["experiments"].items():
         check_run_groups(exp_name, exp)
     if not config.get("metrics", True):

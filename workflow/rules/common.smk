@@ -9,6 +9,7 @@ from unlearnbench.config import pairings, scenarios_of
 from unlearnbench.io import provenance
 from unlearnbench.results import ORACLE
 from unlearnbench.catalog import supports
+from unlearnbench.seeds import LABEL, format_label, parse_label, seed_grid
 from unlearnbench.steps import check_step
 
 try:
@@ -47,7 +48,7 @@ wildcard_constraints:
     scenario=r"[A-Za-z0-9_.\-]+",
     method=r"[A-Za-z0-9_.\-]+",
     dataset=r"[A-Za-z0-9_.\-]+",
-    seed=r"\d+",
+    seed=LABEL,  # a run's seed label (unlearnbench.seeds); rules of one training or forget-set seed: r"\d+"
 
 
 def dataset_config(key):
@@ -63,7 +64,18 @@ def exp_dataset_path(w):
 
 
 def split_path(w):
-    return f"{RUN}/splits/{EXPERIMENTS[w.exp]['dataset']}/{w.scenario}/seed{w.seed}.npz"
+    """The forget/retain split of a run's forget-set seed."""
+    return f"{RUN}/splits/{EXPERIMENTS[w.exp]['dataset']}/{w.scenario}/seed{parse_label(w.seed).forget_seed}.npz"
+
+
+def original_path(w):
+    """The original model of a run's training seed."""
+    return f"{RUN}/{w.exp}/seed{parse_label(w.seed).train}/original.pt"
+
+
+def oracle_label(label):
+    """The seed label of a run's retrain oracle: without the unlearning seed, on which the oracle does not depend."""
+    return format_label(parse_label(label).oracle)
 
 
 def model_spec(exp):
@@ -72,28 +84,26 @@ def model_spec(exp):
     return {"name": e["model"]["name"], "dataset": dataset_config(e["dataset"])["name"], "options": e["model"].get("options", {})}
 
 
-def runs_method(exp, scenario, method):
-    """Whether the experiment's runs pair the method entry with the scenario (the oracle retrain: every scenario)."""
-    return (scenario, method) in pairings(EXPERIMENTS[exp])
-
-
 def run_dir(exp, seed, scenario, method):
     return f"{RUN}/{exp}/seed{seed}/{scenario}/{method}"
 
 
 def all_runs():
-    """Every (experiment, seed, scenario, method) of the experiments' run groups (retrain on every scenario), less
-    the scenario kinds a method does not apply to."""
-    return [
-        (exp, seed, scenario, method)
+    """Every (experiment, seed label, scenario, method) of the experiments' run groups (retrain on every scenario)
+    and seeds (unlearnbench.seeds; the oracle once per training and forget-set seed), less the scenario kinds a
+    method does not apply to."""
+    return list(dict.fromkeys(
+        (exp, format_label(seeds.oracle if method == ORACLE else seeds), scenario, method)
         for exp in EXPERIMENTS
-        for seed in config["seeds"]
+        for seeds in seed_grid(config)
         for scenario, method in pairings(EXPERIMENTS[exp])
         if supports(method_config(config, method)["method"], config["scenarios"][scenario]["kind"])
-    ]
+    ))
 
 
-ALL_METRICS = [f"{run_dir(*run)}/metrics.json" for run in all_runs()]
+RUNS = all_runs()
+PLANNED = set(RUNS)  # whether a run (experiment, seed label, scenario, method) is part of the grid
+ALL_METRICS = [f"{run_dir(*run)}/metrics.json" for run in RUNS]
 # Everything regenerated from the metrics goes to figures/<name>/: tables (CSV, Markdown, LaTeX) and figures
 # (PNG, PDF); report.smk has the rules.
 FIG = f"figures/{config['name']}"

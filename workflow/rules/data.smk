@@ -55,8 +55,8 @@ rule fetch_index:
 
 
 rule split:
-    """Forget/retain indices for one scenario and seed; a scenario's index file is an input, so a changed file
-    reruns the split (it is unnamed: the step reads it through the scenario)."""
+    """Forget/retain indices for one scenario and forget-set seed; a scenario's index file is an input, so a changed
+    file reruns the split (it is unnamed: the step reads it through the scenario)."""
     input:
         lambda w: index_file(w.scenario) or [],
         data_path=f"{RUN}/data/{{dataset}}.pt",
@@ -68,5 +68,7 @@ rule split:
         seed=lambda w: int(w.seed),
     log:
         f"{LOGS}/split/{{dataset}}/{{scenario}}/seed{{seed}}.log",
+    wildcard_constraints:
+        seed=r"\d+",  # a forget-set seed
     script:
         "../scripts/step.py"

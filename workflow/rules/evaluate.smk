@@ -9,13 +9,15 @@ METRIC_NEEDS = needs_of(config["metrics"])
 
 
 def metric_inputs(w):
+    """The run's artifacts and those it is compared with: the retrain oracle of its training and forget-set seed,
+    the incompetent model of its training seed, the ensembles and shadows (references.smk)."""
     run = run_dir(w.exp, w.seed, w.scenario, w.method)
-    oracle = run_dir(w.exp, w.seed, w.scenario, ORACLE)
+    oracle = run_dir(w.exp, oracle_label(w.seed), w.scenario, ORACLE)
     inputs = {"logits_path": f"{run}/logits.npz", "split_path": split_path(w), "run_path": f"{run}/run.json"}
     if "oracle" in METRIC_NEEDS:
         inputs |= {"oracle_logits_path": f"{oracle}/logits.npz", "oracle_run_path": f"{oracle}/run.json"}
     if "incompetent" in METRIC_NEEDS:
-        inputs["incompetent_path"] = incompetent_path(w.exp, w.seed)
+        inputs["incompetent_path"] = incompetent_path(w.exp, parse_label(w.seed).train)
     if "relearn" in METRIC_NEEDS:
         inputs["relearn_path"] = f"{run}/relearn.json"
     if ULIRA_ORACLES or has_ensembles(w.method):
@@ -23,7 +25,7 @@ def metric_inputs(w):
     if has_ensembles(w.method):
         inputs["unlearned_paths"] = unlearned_paths(w.exp, w.seed, w.scenario, w.method)
     if SHADOWS and evaluated(w.method):
-        inputs |= shadow_paths(w.exp, w.seed, w.scenario, w.method)
+        inputs |= shadow_paths(w)
     return inputs
 
 
@@ -52,7 +54,7 @@ rule metrics:
             "experiment": w.exp,
             "scenario": w.scenario,
             "method": w.method,
-            "seed": int(w.seed),
+            **parse_label(w.seed).record(),  # seed (the training seed); forget_seed, unlearn_seed where set
             "dataset": dataset_config(EXPERIMENTS[w.exp]["dataset"]),
             "model": model_spec(w.exp),
             "train": EXPERIMENTS[w.exp]["train"],

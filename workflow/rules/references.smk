@@ -1,9 +1,10 @@
-# Models the metrics compare with, beyond the retrain oracle of the same seed, and the training-based metrics:
-# ZRF's incompetent model (one forward pass per experiment and seed), relearn time (per run), and the ensembles of
-# issue 14: the oracle ensemble (retrain oracles with fresh weights, per experiment, seed and scenario; U-LiRA's
-# extra oracles are its first ones) and each evaluated run's unlearned ensemble (the method again from the same
-# original with other unlearning seeds), several models per job, cached as stacked logits only. Each is built only
-# when a configured metric needs it. Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs,
+# Models the metrics compare with, beyond the retrain oracle of the same seeds, and the training-based metrics:
+# ZRF's incompetent model (one forward pass per experiment and training seed), relearn time (per run), and the
+# ensembles of issue 14: the oracle ensemble (retrain oracles with fresh weights, per experiment, training and
+# forget-set seed and scenario; U-LiRA's extra oracles are its first ones) and each evaluated run's unlearned
+# ensemble (the method again from the same original with other unlearning seeds), several models per job, cached as
+# stacked logits only; U-LiRA's shadow originals per training seed, unlearned per run. Each is built only when a
+# configured metric needs it. Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs,
 # lr, batch_size; ulira: oracles; oracles, unlearn_seeds, methods, models_per_job, recipe).
 
 from unlearnbench.references import batches, oracle_seed, shadow_seed, unlearn_seed
@@ -28,11 +29,16 @@ if "ulira_shadows" in METRIC_NEEDS and SHADOWS < 6:
         f"at least 2 of them besides the target on each side); got {SHADOWS}")
 
 
-def shadow_paths(exp, seed, scenario, method):
-    """U-LiRA's membership matrix and its M shadows unlearned with the method entry."""
-    base = f"{RUN}/{exp}/seed{seed}"
-    return {"membership_path": f"{base}/shadows/membership.npz",
-            "shadow_paths": [f"{base}/{scenario}/shadows/{method}/s{a}-{b}.npz" for a, b in batches(0, SHADOWS, PER_JOB)]}
+def membership_path(w):
+    """U-LiRA's membership matrix of a run's training seed."""
+    return f"{RUN}/{w.exp}/seed{parse_label(w.seed).train}/shadows/membership.npz"
+
+
+def shadow_paths(w):
+    """U-LiRA's membership matrix and its M shadows unlearned with the run's method entry and seeds."""
+    return {"membership_path": membership_path(w),
+            "shadow_paths": [f"{RUN}/{w.exp}/seed{w.seed}/{w.scenario}/shadows/{w.method}/s{a}-{b}.npz"
+                             for a, b in batches(0, SHADOWS, PER_JOB)]}
 
 
 def incompetent_path(exp, seed):
@@ -40,8 +46,10 @@ def incompetent_path(exp, seed):
 
 
 def oracle_ensemble_paths(exp, seed, scenario):
-    """The oracle ensemble's job outputs (oracles first..end-1 each), in oracle order."""
-    return [f"{RUN}/{exp}/seed{seed}/{scenario}/oracles/k{a}-{b}.npz" for a, b in batches(0, ORACLES, PER_JOB)]
+    """The oracle ensemble's job outputs (oracles first..end-1 each), in oracle order: of the run's training and
+    forget-set seed."""
+    label = oracle_label(seed)
+    return [f"{RUN}/{exp}/seed{label}/{scenario}/oracles/k{a}-{b}.npz" for a, b in batches(0, ORACLES, PER_JOB)]
 
 
 def evaluated(method):
@@ -69,7 +77,7 @@ def ensemble_train(exp):
 
 
 rule incompetent:
-    """Logits of a randomly initialised model of the experiment (ZRF's incompetent teacher)."""
+    """Logits of a randomly initialised model of the experiment and training seed (ZRF's incompetent teacher)."""
     input:
         data_path=exp_dataset_path,
     output:
@@ -87,16 +95,19 @@ rule incompetent:
         runtime=30,
     log:
         f"{LOGS}/incompetent/{{exp}}/seed{{seed}}.log",
+    wildcard_constraints:
+        seed=r"\d+",  # a training seed
     script:
         "../scripts/step.py"
 
 
 def relearn_original_path(w):
     """The original's forget accuracy sets the relearn threshold: read from the cached logits of the `original`
-    run where the experiment has one, else computed from the original checkpoint in the job."""
-    if runs_method(w.exp, w.scenario, "original") and method_config(config, "original")["method"] == "original":
+    run of the same scenario and seeds where the grid has one, else computed from the original checkpoint in the job
+    (e.g. for the retrain oracle, whose seed label has no unlearning seed)."""
+    if (w.exp, w.seed, w.scenario, "original") in PLANNED and method_config(config, "original")["method"] == "original":
         return f"{run_dir(w.exp, w.seed, w.scenario, 'original')}/logits.npz"
-    return f"{RUN}/{w.exp}/seed{w.seed}/original.pt"
+    return original_path(w)
 
 
 rule relearn:
@@ -112,7 +123,7 @@ rule relearn:
     params:
         step=step("references.relearn"),
         train=lambda w: EXPERIMENTS[w.exp]["train"],
-        seed=lambda w: int(w.seed),
+        seed=lambda w: parse_label(w.seed).unlearn_seed,
         device=config["device"],
         threads=config["threads"],  # results depend on it: a change reruns the job
         **EVALUATION.get("relearn", {}),
@@ -140,17 +151,17 @@ ENSEMBLE_JOB = dict(  # what both ensemble rules share
 
 
 rule oracle_ensemble:
-    """Retrain oracles first..end-1 of the oracle ensemble (fresh weights, training seed oracle_seed(seed, k)), one
-    after another in one job; logits only."""
+    """Retrain oracles first..end-1 of the oracle ensemble of a training and forget-set seed (fresh weights,
+    training seed oracle_seed(training seed, k)), one after another in one job; logits only."""
     input:
-        original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
+        original_path=original_path,
         data_path=exp_dataset_path,
         split_path=split_path,
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/oracles/k{{first}}-{{end}}.npz",
     params:
         method={"method": "retrain", "from_initial": False},
-        seeds=lambda w: [oracle_seed(int(w.seed), k) for k in range(int(w.first), int(w.end))],
+        seeds=lambda w: [oracle_seed(parse_label(w.seed).train, k) for k in range(int(w.first), int(w.end))],
         **ENSEMBLE_JOB,
     wildcard_constraints:
         first=r"\d+",
@@ -168,16 +179,17 @@ rule oracle_ensemble:
 
 rule unlearn_ensemble:
     """Unlearned models first..end-1 of a run's unlearned ensemble: the method again on the same original with
-    unlearning seed unlearn_seed(seed, j) (j = 0 is the run itself), one after another in one job; logits only."""
+    unlearning seed unlearn_seed(the run's unlearning seed, j) (j = 0 is the run itself), one after another in one
+    job; logits only."""
     input:
-        original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
+        original_path=original_path,
         data_path=exp_dataset_path,
         split_path=split_path,
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/unlearn_seeds/j{{first}}-{{end}}.npz",
     params:
         method=lambda w: method_config(config, w.method),
-        seeds=lambda w: [unlearn_seed(int(w.seed), j) for j in range(int(w.first), int(w.end))],
+        seeds=lambda w: [unlearn_seed(parse_label(w.seed).unlearn_seed, j) for j in range(int(w.first), int(w.end))],
         **ENSEMBLE_JOB,
     wildcard_constraints:
         first=r"\d+",
@@ -194,7 +206,7 @@ rule unlearn_ensemble:
 
 
 rule shadow_membership:
-    """U-LiRA: which half of the training set each of the M shadow models trains on."""
+    """U-LiRA: which half of the training set each of the M shadow models of a training seed trains on."""
     input:
         data_path=exp_dataset_path,
     output:
@@ -205,6 +217,8 @@ rule shadow_membership:
         seed=lambda w: int(w.seed),
     log:
         f"{LOGS}/shadow_membership/{{exp}}/seed{{seed}}.log",
+    wildcard_constraints:
+        seed=r"\d+",  # a training seed
     script:
         "../scripts/step.py"
 
@@ -229,6 +243,7 @@ rule shadow_original:
         precision=config["precision"],
     wildcard_constraints:
         shadow=r"\d+",
+        seed=r"\d+",  # a training seed
     threads: config["threads"]
     resources:
         gpu=GPU,
@@ -241,14 +256,15 @@ rule shadow_original:
 
 
 rule shadow_unlearn:
-    """U-LiRA shadows first..end-1 unlearned with a method entry, one after another (each: D_f within its half);
-    stacked logits only."""
+    """U-LiRA shadows first..end-1 of a training seed unlearned with a method entry and a run's forget-set and
+    unlearning seeds, one after another (each: D_f within its half, seed shadow_seed(unlearning seed, m)); stacked
+    logits only."""
     input:
-        original_paths=lambda w: [f"{RUN}/{w.exp}/seed{w.seed}/shadows/shadow{m}/original.pt"
+        original_paths=lambda w: [f"{RUN}/{w.exp}/seed{parse_label(w.seed).train}/shadows/shadow{m}/original.pt"
                                   for m in range(int(w.first), int(w.end))],
         data_path=exp_dataset_path,
         split_path=split_path,
-        membership_path=f"{RUN}/{{exp}}/seed{{seed}}/shadows/membership.npz",
+        membership_path=membership_path,
     output:
         out=f"{RUN}/{{exp}}/seed{{seed}}/{{scenario}}/shadows/{{method}}/s{{first}}-{{end}}.npz",
     params:
@@ -258,7 +274,7 @@ rule shadow_unlearn:
         model=lambda w: model_spec(w.exp),
         train=lambda w: ensemble_train(w.exp),
         scenario=lambda w: config["scenarios"][w.scenario],
-        seeds=lambda w: [shadow_seed(int(w.seed), m) for m in range(int(w.first), int(w.end))],
+        seeds=lambda w: [shadow_seed(parse_label(w.seed).unlearn_seed, m) for m in range(int(w.first), int(w.end))],
         device=config["device"],
         threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],

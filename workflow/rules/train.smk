@@ -19,6 +19,8 @@ rule train_original:
         gpu=GPU,
         mem_mb=lambda w, attempt: 16000 * attempt,
         runtime=lambda w, attempt: 240 * attempt,
+    wildcard_constraints:
+        seed=r"\d+",  # a training seed
     log:
         f"{LOGS}/train_original/{{exp}}/seed{{seed}}.log",
     benchmark:

@@ -1,8 +1,9 @@
 rule unlearn:
-    """One method (the retrain oracle included) applied to the original model of one seed and scenario; the
+    """One method (the retrain oracle included) applied to the original model of one training seed, on the
+    scenario's forget set of one forget-set seed, with one unlearning seed (the seed label, unlearnbench.seeds); the
     unlearned model's logits on the training and test sets are cached beside it for every later metric."""
     input:
-        original_path=f"{RUN}/{{exp}}/seed{{seed}}/original.pt",
+        original_path=original_path,
         data_path=exp_dataset_path,
         split_path=split_path,
     output:
@@ -15,7 +16,7 @@ rule unlearn:
         model=lambda w: model_spec(w.exp),
         train=lambda w: EXPERIMENTS[w.exp]["train"],
         scenario=lambda w: config["scenarios"][w.scenario],
-        seed=lambda w: int(w.seed),
+        seed=lambda w: parse_label(w.seed).unlearn_seed,  # the retrain oracle's label has none: its training seed
         device=config["device"],
         threads=config["threads"],  # results depend on it: a change reruns the job
         compile=config["compile"],

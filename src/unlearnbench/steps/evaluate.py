@@ -8,6 +8,7 @@ import numpy as np
 
 from ..io import atomic_write_json, load_json, load_npz, provenance
 from ..metrics import Ensembles, Evaluation, compute
+from ..seeds import all_seeds
 
 
 def load_evaluation(logits_path: str, split: dict[str, np.ndarray], run_path: str | None = None,
@@ -61,7 +62,8 @@ def evaluate_run(
         recipe = (ensemble or {}).get("recipe") or "experiment"
         record["ulira_shadows"] = {"n_models": len(logits), "recipe": recipe}
     values = compute(ev, names)
-    atomic_write_json({**copy.deepcopy(context), "metrics": values, **record, "run": ev.run,
+    seeds = all_seeds(context) if "seed" in context else {}  # the tied axes' seeds named too
+    atomic_write_json({**copy.deepcopy(context), **seeds, "metrics": values, **record, "run": ev.run,
                        "provenance": provenance()}, out)
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 
 from .io import atomic_path
 from .metrics import METRICS
-from .results import KEYS, ORACLE, fmt, runs_frame, with_deltas
+from .results import KEYS, ORACLE, SEEDS, fmt, runs_frame, with_deltas
 
 DEFAULTS = {
     "bars": {"x": "metric", "hue": "method", "col": "panel", "row": None},
@@ -70,7 +70,7 @@ def records_frame(kind: str, spec: dict, records: list[dict], experiments: dict)
                 for r in records for point in r.get("run", {}).get("record", {}).get("history", [])]
         wide, ids = pd.DataFrame(rows), KEYS + ["seed", "epoch"]
     else:
-        wide, ids = with_deltas(runs_frame(records)), KEYS + ["seed"]
+        wide, ids = with_deltas(runs_frame(records)), KEYS + SEEDS
         if kind == "sweep":
             wide["x"] = [lookup(spec["x"], r, experiments) for r in records]
             wide, ids = wide.dropna(subset=["x"]), ids + ["x"]

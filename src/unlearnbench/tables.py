@@ -9,7 +9,7 @@ import pandas as pd
 from .io import atomic_path
 from .metrics import METRICS
 from .ranking import rank_methods as rank_with_intervals
-from .results import ARROW, KEYS, ORACLE, UNIT, fmt, metric_scale
+from .results import ARROW, KEYS, ORACLE, SEEDS, SPANS, TIED, UNIT, fmt, metric_scale, seed_span, with_seed_axes
 
 LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "Δ": r"$\Delta$",
                  "–": "--", "−": "-"}
@@ -59,11 +59,29 @@ def ensemble_note(records: list[dict]) -> str:
     return note
 
 
+def seed_note(runs: pd.DataFrame) -> str:
+    """The caption's sentence on what each ± spans: the training seeds, and the forget-set and unlearning seeds
+    (or that they are tied to the training seed), from the runs frame; the retrain oracle's tied unlearning seed is
+    named where the methods' is not."""
+    runs = with_seed_axes(runs)
+    oracle, methods = runs[runs["method"] == ORACLE], runs[runs["method"] != ORACLE]
+    parts = [f"training seeds {seed_span(runs, 'seed')}"]
+    for column, name in zip(SEEDS[1:], ["forget-set seed", "unlearning seed"]):
+        span = seed_span(methods if len(methods) else runs, column)
+        text = f"{name} tied to the training seed" if span == TIED else f"{name}s {span}"
+        if span != TIED and len(oracle) and seed_span(oracle, column) == TIED:
+            text += " (the retrain oracle's: its training seed)"
+        parts.append(text)
+    return " Each ± spans " + "; ".join(parts) + "."
+
+
 def display_tables(table: pd.DataFrame, note: str = "") -> list[tuple[str, pd.DataFrame]]:
     """The summary as printed: every metric (header with unit and direction), then Δ = oracle − method; ``note``
-    (``ensemble_note``) ends the first caption."""
+    (``seed_note``, ``setup_note``, ``ensemble_note``) ends the first caption. The forget-set and unlearning seeds
+    each row spans are columns where some row's are not tied to the training seed."""
     columns = [c[: -len("_mean")] for c in table.columns if c.endswith("_mean")]
-    summary, delta = table[KEYS + ["n", "seeds"]].copy(), table[KEYS + ["n", "seeds"]].copy()
+    spans = [c for c in SPANS if c == "seeds" or (table.get(c, pd.Series(TIED)) != TIED).any()]
+    summary, delta = table[KEYS + ["n"] + spans].copy(), table[KEYS + ["n"] + spans].copy()
     for column in columns:
         if column.startswith("delta_"):
             delta[f"Δ {column[len('delta_'):]} %"] = cells(table, column)
@@ -71,10 +89,10 @@ def display_tables(table: pd.DataFrame, note: str = "") -> list[tuple[str, pd.Da
             spec = METRICS[column]
             summary[f"{column}{UNIT[spec.scale]} {ARROW[spec.direction]}"] = cells(table, column)
     return [
-        ("Mean ± std over seeds (n, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the "
+        ("Mean ± std over seeds (n runs, seeds); ↑ higher is better, ↓ lower is better, ≈oracle closest to the "
          "retrain oracle." + note, summary),
-        ("Δ = oracle − method, paired by seed (DEL's convention: Δ > 0 is below the oracle; the smaller |Δ| the "
-         "better).", delta[delta["method"] != ORACLE]),
+        ("Δ = oracle − method, paired by training and forget-set seed (DEL's convention: Δ > 0 is below the oracle; "
+         "the smaller |Δ| the better).", delta[delta["method"] != ORACLE]),
     ]
 
 

@@ -13,16 +13,18 @@ from ..metrics import METRICS
 from ..reported import compare, match
 from ..results import load_records, provenance_table, runs_frame, summarise
 from ..tables import (comparison_display, display_tables, ensemble_note, leaderboard, leaderboard_display,
-                      rank_methods, setup_note, write_tables)
+                      rank_methods, seed_note, setup_note, write_tables)
 
 
 def write_summary(metrics_paths: list[str], out_csv: str, out_md: str, out_tex: str) -> pd.DataFrame:
     """The summary tables (mean ± std over seeds of every metric, Δ to the oracle), and which code produced the
     runs."""
     records = load_records(metrics_paths)
-    table = summarise(runs_frame(records))
+    runs = runs_frame(records)
+    table = summarise(runs)
     provenance = ("Provenance: the code that produced the runs (metrics.json).", provenance_table(records))
-    write_tables(table, display_tables(table, setup_note(records) + ensemble_note(records)) + [provenance], out_csv, out_md, out_tex)
+    note = seed_note(runs) + setup_note(records) + ensemble_note(records)
+    write_tables(table, display_tables(table, note) + [provenance], out_csv, out_md, out_tex)
     return table
 
 
@@ -41,7 +43,8 @@ def write_leaderboard(metrics_paths: list[str], score: str, out_csv: str, out_md
         raise UserError(f"the leaderboard's score {score!r} was not computed; add it to the config's metrics")
     ranked = rank_methods(runs, score)
     board = leaderboard(ranked)
-    note = setup_note(records) + (ensemble_note(records) if {"ensembles", "ulira_shadows"} & set(METRICS[score].needs) else "")
+    ensembles = {"ensembles", "ulira_shadows"} & set(METRICS[score].needs)
+    note = seed_note(runs) + setup_note(records) + (ensemble_note(records) if ensembles else "")
     write_tables(ranked, [leaderboard_display(ranked, board, score, note)], out_csv, out_md, out_tex)
     leaderboard_heatmap(ranked, board["entry"].tolist(), score, out_png, out_pdf)
     return board
@@ -53,7 +56,9 @@ def write_comparison(metrics_paths: list[str], reported_path: str, rules: list[d
     paper = yaml.safe_load(Path(reported_path).read_text())
     pairs = match(paper["values"], rules, settings)
     records = load_records(metrics_paths)
-    table = compare(pairs, summarise(runs_frame(records)))
-    write_tables(table, [comparison_display(table, paper, pairs, setup_note(records))], out_csv, out_md, out_tex)
+    runs = runs_frame(records)
+    table = compare(pairs, summarise(runs))
+    write_tables(table, [comparison_display(table, paper, pairs, seed_note(runs) + setup_note(records))], out_csv,
+                 out_md, out_tex)
     reported_scatter(table, out_png, out_pdf)
     return table

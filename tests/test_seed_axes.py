@@ -7,6 +7,7 @@ import copy
 import json
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -17,6 +18,7 @@ from test_bad_input import snakemake as snakemake_in
 from unlearnbench import UserError
 from unlearnbench.config import method_config, pairings
 from unlearnbench.catalog import supports
+from unlearnbench.references import oracle_seed, unlearn_seed
 from unlearnbench.results import oracle_deltas, runs_frame, summarise
 from unlearnbench.seeds import LABEL, RunSeeds, all_seeds, format_label, parse_label, seed_grid
 from unlearnbench.tables import display_tables, seed_note
@@ -226,9 +228,12 @@ def test_summary_says_which_axes_each_plus_minus_spans():
 @pytest.mark.slow
 def test_a_small_run_with_both_axes_records_its_seeds(tmp_path):
     """One training seed, forget seeds 0 and 1, unlearning seed 1, on a tiny CNN: the method runs with u, the oracle
-    with t, and metrics.json, the summary and its caption say so."""
+    with t, the ensembles with seeds from t (oracles) and u (unlearned), and metrics.json, the summary and its
+    caption say so."""
     config = copy.deepcopy(TINY) | {"name": "axes-real", "seed_axes": {"forget": [0, 1], "unlearn": [1]},
-                                    "metrics": ["forget_acc", "kl_to_oracle"]}
+                                    "metrics": ["forget_acc", "kl_to_oracle", "neurips_score"],
+                                    "evaluation": {"oracles": 4, "unlearn_seeds": 2, "methods": ["retrain", "finetune"],
+                                                   "models_per_job": 2}}
     config["experiments"]["e"] |= {"model": {"name": "tiny_cnn"}, "scenarios": ["r5"], "methods": ["retrain", "finetune"]}
     path = tmp_path / "c.yaml"
     path.write_text(yaml.safe_dump(config))
@@ -240,6 +245,10 @@ def test_a_small_run_with_both_axes_records_its_seeds(tmp_path):
         oracle = json.loads((out / "e" / f"seed0f{f}" / "r5" / "retrain" / "metrics.json").read_text())
         assert (method["seed"], method["forget_seed"], method["unlearn_seed"], method["run"]["seed"]) == (0, f, 1, 1)
         assert (oracle["seed"], oracle["forget_seed"], oracle["unlearn_seed"], oracle["run"]["seed"]) == (0, f, 0, 0)
+        assert method["ensemble"]["n_models"] == 2 and "neurips_score" in method["metrics"]
+        oracles = np.load(out / "e" / f"seed0f{f}" / "r5" / "oracles" / "k2-4.npz")["seeds"]
+        unlearned = np.load(out / "e" / f"seed0f{f}u1" / "r5" / "finetune" / "unlearn_seeds" / "j1-2.npz")["seeds"]
+        assert list(oracles) == [oracle_seed(0, 2), oracle_seed(0, 3)] and list(unlearned) == [unlearn_seed(1, 1)]
     assert sorted(p.name for p in (out / "splits" / "digits" / "r5").iterdir()) == ["seed0.npz", "seed1.npz"]
     assert sorted(p.name for p in (out / "e").iterdir()) == ["seed0", "seed0f0", "seed0f0u1", "seed0f1", "seed0f1u1"]
     table = pd.read_csv(tmp_path / "figures" / "axes-real" / "summary.csv").set_index("method")

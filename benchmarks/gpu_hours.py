@@ -25,6 +25,8 @@ import yaml
 
 from unlearnbench.config import apply_scale, method_config, pairings, scenarios_of
 from unlearnbench.catalog import hyperparameters, supports  # read from the source: no torch
+from unlearnbench.results import ORACLE
+from unlearnbench.seeds import seed_grid
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -66,19 +68,22 @@ def estimate(config: dict) -> dict[str, list[float]]:
         for _ in config["seeds"]:
             add("train_original", 1, exp["train"]["epochs"])
             add("shadow_original", shadows, exp["train"]["epochs"], part=0.5)
-            for scenario, name in pairings(exp):
-                method = method_config(config, name)
-                if not supports(method["method"], config["scenarios"][scenario]["kind"]):
-                    continue
-                epochs = exp["train"]["epochs"] if method["method"] == "retrain" else method.get(
-                    "epochs", hyperparameters(method["method"]).get("epochs", 1))
-                add("unlearn", 1, epochs)
-                if name in evaluated:
-                    if ensembles and method["method"] != "retrain":
-                        add("unlearn_ensemble", n_unlearned - 1, epochs, -(-(n_unlearned - 1) // per_job))
-                    add("shadow_unlearn", shadows, epochs, -(-shadows // per_job), part=0.5)
-            add("oracle_ensemble", oracles * len(scenarios_of(exp)), exp["train"]["epochs"],
-                -(-oracles // per_job) * len(scenarios_of(exp)))
+        grid = seed_grid(config)  # every run's (training, forget-set, unlearning) seeds
+        oracle_runs = len({run_seeds.oracle for run_seeds in grid})  # the retrain oracle: once per (t, f)
+        for scenario, name in pairings(exp):
+            method = method_config(config, name)
+            if not supports(method["method"], config["scenarios"][scenario]["kind"]):
+                continue
+            epochs = exp["train"]["epochs"] if method["method"] == "retrain" else method.get(
+                "epochs", hyperparameters(method["method"]).get("epochs", 1))
+            runs = oracle_runs if name == ORACLE else len(grid)
+            add("unlearn", runs, epochs)
+            if name in evaluated:
+                if ensembles and method["method"] != "retrain":
+                    add("unlearn_ensemble", runs * (n_unlearned - 1), epochs, runs * -(-(n_unlearned - 1) // per_job))
+                add("shadow_unlearn", runs * shadows, epochs, runs * -(-shadows // per_job), part=0.5)
+        add("oracle_ensemble", oracle_runs * oracles * len(scenarios_of(exp)), exp["train"]["epochs"],
+            oracle_runs * -(-oracles // per_job) * len(scenarios_of(exp)))
     return {rule: v for rule, v in out.items() if v[0]}
 
 

@@ -16,19 +16,22 @@ from pathlib import Path
 import pandas as pd
 
 from unlearnbench.results import ORACLE
+from unlearnbench.seeds import format_label, parse_label
 
 
 def method_times(results: Path) -> pd.DataFrame:
     rows = []
     for path in results.glob("*/seed*/*/*/run.json"):
         method, scenario, seed, experiment = path.parts[-2], path.parts[-3], path.parts[-4], path.parts[-5]
-        rows.append({"experiment": experiment, "scenario": scenario, "seed": seed, "method": method,
+        label = seed[len("seed"):]  # the run's seed label; its oracle's drops the unlearning seed
+        rows.append({"experiment": experiment, "scenario": scenario, "seed": label, "method": method,
+                     "oracle_seed": format_label(parse_label(label).oracle),
                      "seconds": json.loads(path.read_text())["seconds"]})
     if not rows:
         raise SystemExit(f"no run.json under {results}; run the workflow first (make quick)")
     runs = pd.DataFrame(rows)
     oracle = runs[runs["method"] == ORACLE].set_index(["experiment", "scenario", "seed"])["seconds"]
-    runs["retrain_seconds"] = runs.set_index(["experiment", "scenario", "seed"]).index.map(oracle)
+    runs["retrain_seconds"] = runs.set_index(["experiment", "scenario", "oracle_seed"]).index.map(oracle)
     table = runs.groupby(["experiment", "scenario", "method"], sort=False)[["seconds", "retrain_seconds"]].mean()
     table["speed_up"] = table["retrain_seconds"] / table["seconds"]
     table["fraction_of_retrain"] = table["seconds"] / table["retrain_seconds"]

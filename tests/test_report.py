@@ -175,7 +175,7 @@ def test_fmt_scales():
 
 
 def test_every_table_names_each_experiments_substrate(metrics_paths, tmp_path):
-    """A reduced-scale table must say which model, data and recipe produced it (issue 13: a different substrate)."""
+    """A reduced-scale table must say which model, data and recipe produced it: the fast substrate is not the paper's."""
     from unlearnbench.steps.report import write_summary
 
     for path in metrics_paths:

@@ -1,4 +1,4 @@
-"""The fast CIFAR-10 substrate against the old reduced recipe, in one run (issue 13).
+"""The fast CIFAR-10 substrate against the old reduced recipe, in one run.
 
     python benchmarks/fast_cifar.py                    # CPU defaults below; about 14 min on 2 quiet cores
     python benchmarks/fast_cifar.py --device cuda      # airbench94's 10 epochs at batch 1024
@@ -20,7 +20,7 @@ CPU choice: widths 64/128/128 and 6 epochs at batch 512 (585 steps, airbench94 t
 measured on the 2 cores with one other job running (1 epoch on 10,000 images): 32/64/64 761, 48/128/128 483,
 64/128/128 420, 64/256/256 188. In the 15-minute budget (about 14 min of training once the evaluation is counted)
 airbench94's own widths would get about 3 epochs; 64/128/128 gets 6 (300,000 images, about 12 min), the epoch count
-of the 82.9 % measured in issue 13 at 32/64/64. Alternatives to try on a quiet machine: ``--widths 32 64 64
+of the 82.9 % measured earlier at 32/64/64. Alternatives to try on a quiet machine: ``--widths 32 64 64
 --epochs 12``, ``--widths 64 256 256 --epochs 3``. GPU: airbench94 itself, widths 64/256/256 and 10 epochs at batch
 1024 (bf16 autocast, as ``precision: auto``).
 

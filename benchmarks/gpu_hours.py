@@ -3,7 +3,7 @@
     python benchmarks/gpu_hours.py [--scale full] [config/papers/del.yaml ...]
 
 Jobs are counted as the DAG does (every experiment x seed x scenario x method the method applies to; the retrain
-oracle always; the oracle and unlearned ensembles and U-LiRA's shadows where a metric needs them, issue 14).
+oracle always; the oracle and unlearned ensembles and U-LiRA's shadows where a metric needs them).
 Hours are training images divided by an assumed H100 training throughput (bf16 + channels_last + torch.compile),
 until ``benchmarks/gpu_check.py`` measures one, plus ``JOB_OVERHEAD_S`` per job (process start, data loading, compilation, logits); evaluation jobs are left
 out. Read them as rough lower bounds:

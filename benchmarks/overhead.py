@@ -1,4 +1,4 @@
-"""The fixed cost around jobs (issue 17): how much of the quick preset is the methods themselves.
+"""The fixed cost around jobs: how much of the quick preset is the methods themselves.
 
     python benchmarks/overhead.py                       # imports, planning, and the quick preset run anew
     python benchmarks/overhead.py --results quick_bench # the quick preset's figures from an earlier run

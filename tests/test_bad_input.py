@@ -1,4 +1,4 @@
-"""Bad input and interrupted runs (issue 16): every case is one clear line before any job runs where the config
+"""Bad input and interrupted runs: every case is one clear line before any job runs where the config
 shows it, one line naming the file at the reading site otherwise, and never a half-written artifact."""
 
 from __future__ import annotations

@@ -160,7 +160,7 @@ def test_task_fit_seeds_the_global_generator(task, monkeypatch):
 
 
 def test_methods_use_the_kit_not_each_other():
-    """Issue 12's done-when grep: no hand-written seed, compile or recipe check, no method imports another."""
+    """The method kit's contract, by grep: no hand-written seed, compile or recipe check, no method imports another."""
     pattern = re.compile(r"recipe\.check\(\)|set_seed\(task\.seed\)|compile=task\.compile|"
                          r"from \.(baselines|natmu|random_label) import")
     hits = [f"{p.name}: {line}" for p in (REPO / "src/unlearnbench/methods").glob("*.py")

@@ -1,4 +1,4 @@
-"""Per-example ensemble scores (issue 14) on synthetic confidences and logits with independently computed answers."""
+"""Per-example ensemble scores on synthetic confidences and logits with independently computed answers."""
 
 from __future__ import annotations
 

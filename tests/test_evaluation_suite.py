@@ -1,4 +1,4 @@
-"""The ensemble evaluation in the DAG (issue 14): the oracle and unlearned ensembles as jobs, the registered scores
+"""The ensemble evaluation in the DAG: the oracle and unlearned ensembles as jobs, the registered scores
 (NeurIPS 2023 challenge score, KLoM) with N recorded, and the leaderboard's bootstrap intervals and ties."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixed cost around jobs (issue 17): the torchvision-free ResNet-18 equals the former torchvision build, jobs that
+"""Fixed cost around jobs: the torchvision-free ResNet-18 equals the former torchvision build, jobs that
 build no torchvision model never import torchvision (nor torch._dynamo), and logits do not depend on the batch."""
 
 from __future__ import annotations

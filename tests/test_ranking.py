@@ -1,4 +1,4 @@
-"""Bootstrap intervals over seeds and ranks not distinguishable from their neighbours (issue 14, item 4)."""
+"""Bootstrap intervals over seeds and ranks not distinguishable from their neighbours."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Separate seed axes (issue 14): training seed t (`seeds`), forget-set seed f and unlearning seed u (`seed_axes`),
+"""Separate seed axes: training seed t (`seeds`), forget-set seed f and unlearning seed u (`seed_axes`),
 each axis left out tied to t. A config without `seed_axes` plans the very runs and paths it always did."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Per-example unlearning scores against ensembles of models (issue 14): pure NumPy, torch-free.
+"""Per-example unlearning scores against ensembles of models: pure NumPy, torch-free.
 
 Each score compares, example by example, the distribution of a statistic over N unlearned models with its
 distribution over N retrain oracles (or shadow models), and returns ``n_models`` beside its values:

@@ -13,7 +13,7 @@ Some metrics compare the run with other models; ``needs`` names what the metrics
 ``oracle`` (the retrain oracle of the same seed and scenario: logits and run record), ``incompetent`` (a randomly
 initialised model of the experiment), ``relearn`` (the relearn-time record of the run), ``ulira_oracles``
 (logits of several extra retrain oracles), ``ensembles`` (stacked logits of the oracle ensemble and of the run's
-unlearned ensemble, issue 14) and ``ulira_shadows`` (U-LiRA's shadow models, trained on random halves and unlearned
+unlearned ensemble) and ``ulira_shadows`` (U-LiRA's shadow models, trained on random halves and unlearned
 with the run's method). Only ``relearn``, ``ulira_oracles``, ``ensembles`` and ``ulira_shadows`` need training;
 everything else reads logits.
 
@@ -49,7 +49,7 @@ class Evaluation:
     incompetent: Evaluation | None = None  # a randomly initialised model (ZRF's incompetent teacher)
     relearn: dict | None = None  # the run's relearn-time record (steps.references.relearn)
     ulira_oracles: list[Evaluation] = field(default_factory=list)  # extra retrain oracles of other training seeds
-    ensembles: Ensembles | None = None  # the oracle ensemble and this run's unlearned ensemble (issue 14)
+    ensembles: Ensembles | None = None  # the oracle ensemble and this run's unlearned ensemble
     scores: dict = field(default_factory=dict, repr=False)  # ensemble scores computed so far (one pass per score)
     shadows: dict | None = None  # U-LiRA: shadow models' train_logits [M, n, classes] and in_train [M, n]
     values: dict[str, float | None] = field(default_factory=dict, repr=False)  # metrics computed so far
@@ -549,7 +549,7 @@ def ulira_tpr_at_1pct_fpr(ev: Evaluation):
     return tpr_at_fpr(*ulira_curve(ev), 0.01)
 
 
-# --- per-example scores against ensembles (issue 14; ensemble_metrics) ---------------------------------------------
+# --- per-example scores against ensembles (ensemble_metrics) --------------------------------------------------------
 
 
 def stacked_part(ev: Evaluation, stack: dict[str, np.ndarray], name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""Uncertainty on leaderboards (issue 14, item 4): a bootstrap confidence interval of each method's mean score over
+"""Uncertainty on leaderboards: a bootstrap confidence interval of each method's mean score over
 seeds, and ranks that cannot be told apart from their neighbours. Pure NumPy / pandas.
 
 The percentile bootstrap (Efron & Tibshirani 1993, ch. 13) resamples a method's per-seed values with replacement;

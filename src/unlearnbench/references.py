@@ -5,7 +5,7 @@
   from (as in SSD's code, where ZRF and Bad Teacher share it);
 - relearn time: ``relearn_recipe`` and ``relearn_curve``, epochs of fine-tuning on the forget set until its accuracy
   reaches a target;
-- the oracle ensemble (issue 14; U-LiRA's extra retrain oracles are its first ``evaluation.ulira.oracles``): retrain
+- the oracle ensemble (U-LiRA's extra retrain oracles are its first ``evaluation.ulira.oracles``): retrain
   oracles with fresh weights and the training seed ``oracle_seed(seed, k)``, several per job (``batches``), cached as
   stacked logits only (``steps.references.ensemble``);
 - the unlearned ensemble: the method run again from the same original with the unlearning seeds

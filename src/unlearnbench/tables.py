@@ -38,7 +38,7 @@ def setup_note(records: list[dict]) -> str:
 
 
 def ensemble_note(records: list[dict]) -> str:
-    """The caption's sentence on the ensemble scores (issue 14): N, the oracles, the floor and the recipe, from the
+    """The caption's sentence on the ensemble scores: N, the oracles, the floor and the recipe, from the
     runs' metrics.json ``ensemble`` records; empty where no run has ensemble scores."""
     def recipe(value) -> str:
         return "recipe: the experiment's" if value == "experiment" else f"EVALUATION-ONLY recipe {value}"

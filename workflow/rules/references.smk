@@ -1,6 +1,6 @@
 # Models the metrics compare with, beyond the retrain oracle of the same seeds, and the training-based metrics:
 # ZRF's incompetent model (one forward pass per experiment and training seed), relearn time (per run), and the
-# ensembles of issue 14: the oracle ensemble (retrain oracles with fresh weights, per experiment, training and
+# ensembles: the oracle ensemble (retrain oracles with fresh weights, per experiment, training and
 # forget-set seed and scenario; U-LiRA's extra oracles are its first ones) and each evaluated run's unlearned
 # ensemble (the method again from the same original with other unlearning seeds), several models per job, cached as
 # stacked logits only; U-LiRA's shadow originals per training seed, unlearned per run. Each is built only when a

@@ -72,7 +72,7 @@ def ensemble(
     original_path: str, data_path: str, split_path: str, method: dict, model: dict, train: dict, scenario: dict,
     seeds: list[int], out: str, device: str = "auto", compile: bool = False, precision: str = "auto",
 ) -> None:
-    """Several models of an ensemble (issue 14), one after another: ``method`` on a copy of the original with each
+    """Several models of an ensemble, one after another: ``method`` on a copy of the original with each
     of ``seeds`` (the oracle ensemble: ``retrain`` from fresh weights, the seed its training seed). Only their
     logits are kept, stacked ``[len(seeds), n, classes]`` (``train_logits``, ``test_logits``) with the labels, the
     seeds and each model's method time. Sequential: ``ensemble.fit_stacked`` is slower than this on the CPU."""

@@ -5,7 +5,8 @@ import pytest
 import yaml
 
 from unlearnbench import UserError
-from unlearnbench.config import apply_scale, check_run_groups, check_schema, deep_merge, pairings, scenarios_of
+from unlearnbench.config import (apply_scale, check_run_groups, check_schema, deep_merge, pairings, scenarios_of,
+                                 typed_values)
 
 
 def test_deep_merge_recurses_into_dicts_and_replaces_lists():
@@ -214,3 +215,24 @@ def test_a_scales_preset_recipe_and_other_model_replace_the_full_ones():
     assert reduced["x"]["model"] == {"name": "airbench", "options": {"widths": [8, 8, 8]}}
     assert reduced["y"]["train"] == {**full["train"], "epochs": 4}  # without a preset: merged as before
     assert reduced["y"]["model"] == {"name": "vit", "options": {"depth": 2}}
+
+
+def test_command_line_values_win_over_the_scales_block():
+    """`--config scale=reduced 'seeds=[0]'` runs seed 0 of the reduced grid: Snakemake merges --config into the
+    config before the scale's block is applied, so the block would otherwise overwrite it."""
+    config = {"name": "p", "seeds": [0, 1, 2], "threads": 4, "experiments": {"x": {"train": {"epochs": 160}}},
+              "scales": {"reduced": {"seeds": [0, 1, 2], "threads": 1, "experiments": {"x": {"train": {"epochs": 8}}}}}}
+    command_line = {"scale": "reduced", "seeds": [0], "experiments": {"x": {"train": {"epochs": 2}}}}
+    reduced = apply_scale(deep_merge(config, command_line), command_line)
+    assert reduced["seeds"] == [0] and reduced["threads"] == 1 and reduced["name"] == "p-reduced"
+    assert reduced["experiments"]["x"]["train"] == {"epochs": 2}
+    assert apply_scale({**config, "scale": "reduced"})["seeds"] == [0, 1, 2]  # without one: the scale's
+    assert apply_scale(config, {"threads": 2})["threads"] == 2  # and at full scale
+
+
+def test_command_line_values_get_their_yaml_types():
+    """Snakemake reads nested --config values as strings: the schema would reject seeds=[0] as ['0']."""
+    parsed = {"scale": "reduced", "seeds": ["0", "1"], "evaluation": {"oracles": "256", "recipe": "null"},
+              "name": "p", "lr": "1.0e-4", "flag": "true", "empty": ""}
+    assert typed_values(parsed) == {"scale": "reduced", "seeds": [0, 1], "evaluation": {"oracles": 256, "recipe": None},
+                                    "name": "p", "lr": 1.0e-4, "flag": True, "empty": ""}

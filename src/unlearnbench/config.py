@@ -23,20 +23,23 @@ from .values import check_value, duplicates, non_finite
 SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")  # a folder name: no '..', no hidden folder, no spaces
 
 
-def apply_scale(config: dict) -> dict:
+def apply_scale(config: dict, command_line: dict | None = None) -> dict:
     """Resolve ``scale`` (default ``full``): a config's ``scales.<scale>`` block is deep-merged over it and the
-    results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. An
+    results go to ``<name>-<scale>``, so one file holds a paper's grid at full scale and at a reduced scale. The
+    ``command_line`` values (Snakemake's ``--config``, ``typed_values``) are merged last, so that they win over the
+    block (``--config scale=reduced 'seeds=[0]'``: seed 0 of the reduced grid). An
     experiment set to null in the scale's block is left out (e.g. one whose data set has no offline copy), with
     the report's match rules for it. An experiment's ``runs`` in the scale's block replaces its ``scenarios`` +
     ``methods``, and either of these replaces its ``runs``; a ``train`` block with a ``preset``, and a ``model`` of
     another name, replace the base's instead of merging with it."""
+    command_line = {k: v for k, v in (command_line or {}).items() if k != "scale"}
     scale = config.get("scale", "full")
     if scale == "full":
-        return config
+        return deep_merge(config, command_line) if command_line else config
     scales = config.get("scales", {})
     if scale not in scales:
         raise UserError(f"scale {scale!r} is not defined under 'scales'; defined: full, {', '.join(scales) or 'none'}")
-    merged = deep_merge(config, scales[scale])
+    merged = deep_merge(deep_merge(config, scales[scale]), command_line)
     for name, override in scales[scale].get("experiments", {}).items():  # a scale's run form replaces the other
         base = merged["experiments"].get(name)
         if isinstance(override, dict) and isinstance(base, dict):
@@ -52,6 +55,23 @@ def apply_scale(config: dict) -> dict:
     if "match" in merged.get("report", {}):  # and the rules that compare it with reported values
         merged["report"] = {**merged["report"], "match": [r for r in merged["report"]["match"] if r["experiment"] in experiments]}
     return {**merged, "experiments": experiments, "name": f"{config['name']}-{scale}"}
+
+
+def typed_values(values):
+    """Snakemake's ``--config`` values with their YAML types: it reads nested values as strings (``seeds=[0]`` is
+    ``['0']``, ``evaluation={oracles: 256}`` is ``{'oracles': '256'}``); each string is read again as YAML."""
+    if isinstance(values, dict):
+        return {k: typed_values(v) for k, v in values.items()}
+    if isinstance(values, list):
+        return [typed_values(v) for v in values]
+    if isinstance(values, str):
+        import yaml
+
+        try:
+            return yaml.safe_load(values) if values.strip() else values
+        except yaml.YAMLError:
+            return values
+    return values
 
 
 def deep_merge(base: dict, override: dict) -> dict:

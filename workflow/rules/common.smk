@@ -5,7 +5,7 @@ from snakemake.utils import validate
 
 from unlearnbench import UserError
 from unlearnbench.config import apply_scale, check_config, check_report, check_schema, check_yaml_keys, method_config
-from unlearnbench.config import pairings, scenarios_of
+from unlearnbench.config import pairings, scenarios_of, typed_values
 from unlearnbench.io import provenance
 from unlearnbench.results import ORACLE
 from unlearnbench.catalog import supports
@@ -15,7 +15,8 @@ from unlearnbench.steps import check_step
 try:
     for path in workflow.configfiles:  # Snakemake's YAML loader keeps the last of two equal keys silently
         check_yaml_keys(path)
-    config.update(apply_scale(config))  # --config scale=reduced: the config's reduced grid
+    # --config scale=reduced: the config's reduced grid, with the other --config values over it
+    config.update(apply_scale(config, typed_values(dict(workflow.config_settings.config))))
     check_schema(config, f"{workflow.basedir}/workflow/schemas/config.schema.yaml")  # one-line errors
     validate(config, schema="../schemas/config.schema.yaml")  # fills in the schema's defaults
     config["methods"].setdefault(ORACLE, None)  # the retrain oracle is always available

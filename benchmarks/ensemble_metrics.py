@@ -11,14 +11,22 @@ CPU, torch-free, like the metrics job; the cost depends only on the sizes, not o
 
     .venv/bin/python benchmarks/ensemble_metrics.py                      # full sizes (the epsilon search: minutes)
     .venv/bin/python benchmarks/ensemble_metrics.py --eps-examples 500   # time the epsilon search on 500 examples
+    .venv/bin/python benchmarks/ensemble_metrics.py --results results/evaluation_cifar10-reduced  # cost per model
+
+``--results DIR`` prints instead what a cached run's ensembles cost per model: each ensemble file's per-model
+method time (the ``seconds`` its job recorded: training or unlearning, without loading and logits) and, where the
+job has a Snakemake benchmark, its wall time per model, grouped by what was trained (the oracles, or a method's
+unlearned models).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import os
 import platform
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -40,11 +48,39 @@ def timed(fn, *args, **kw) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
+def model_costs(results: Path) -> None:
+    """Per-model seconds of the oracle and unlearned ensembles cached under ``results`` (``k*.npz`` and
+    ``unlearn_seeds/j*.npz``), with the jobs' wall time per model where ``benchmarks/`` has it."""
+    groups: dict[str, dict[str, list[float]]] = {}
+    for path in sorted(results.glob("*/seed*/*/oracles/k*.npz")) + sorted(results.glob("*/seed*/*/*/unlearn_seeds/j*.npz")):
+        exp, seed, scenario = path.relative_to(results).parts[:3]
+        kind = "oracles" if path.parent.name == "oracles" else path.parent.parent.name
+        method_seconds = np.load(path)["seconds"].tolist()
+        group = groups.setdefault(f"{exp} {scenario} {kind}", {"method": [], "wall": []})
+        group["method"] += method_seconds
+        rule, where = ("oracle_ensemble", ()) if kind == "oracles" else ("unlearn_ensemble", (kind,))
+        tsv = results.joinpath("benchmarks", rule, exp, seed, scenario, *where, path.with_suffix(".tsv").name)
+        if tsv.exists():
+            with open(tsv) as f:
+                wall = float(next(csv.DictReader(f, delimiter="\t"))["s"])
+            group["wall"] += [wall / len(method_seconds)] * len(method_seconds)
+    if not groups:
+        raise SystemExit(f"no ensemble files under {results}/<experiment>/seed*/<scenario>/")
+    print(f"{'ensemble':<48} {'models':>6} {'s per model (method)':>21} {'s per model (job wall)':>23}")
+    for name, group in groups.items():
+        m = np.asarray(group["method"])
+        wall = f"{np.mean(group['wall']):.1f}" if group["wall"] else "-"
+        print(f"{name:<48} {len(m):>6} {m.mean():>14.1f} ± {m.std():<5.1f} {wall:>23}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", type=int, nargs="+", default=[16, 32, 64, 128])
     parser.add_argument("--eps-examples", type=int, default=FORGET, help="forget examples to time the epsilon search on")
+    parser.add_argument("--results", type=Path, help="a cached run's results folder: its ensembles' cost per model")
     args = parser.parse_args()
+    if args.results:
+        return model_costs(args.results)
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, OMP_NUM_THREADS="
           f"{os.environ.get('OMP_NUM_THREADS', 'unset')}; sizes: forget {FORGET}, retain {RETAIN}, test {TEST}")
     rng = np.random.default_rng(0)

@@ -173,6 +173,8 @@ rule oracle_ensemble:
         runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
         f"{LOGS}/oracle_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/k{{first}}-{{end}}.log",
+    benchmark:  # job wall time of end - first models (benchmarks/ensemble_metrics.py --results: per model)
+        f"{RUN}/benchmarks/oracle_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/k{{first}}-{{end}}.tsv"
     script:
         "../scripts/step.py"
 
@@ -201,6 +203,8 @@ rule unlearn_ensemble:
         runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
         f"{LOGS}/unlearn_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/j{{first}}-{{end}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/unlearn_ensemble/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/j{{first}}-{{end}}.tsv"
     script:
         "../scripts/step.py"
 
@@ -251,6 +255,8 @@ rule shadow_original:
         runtime=lambda w, attempt: 240 * attempt,
     log:
         f"{LOGS}/shadow_original/{{exp}}/seed{{seed}}/shadow{{shadow}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/shadow_original/{{exp}}/seed{{seed}}/shadow{{shadow}}.tsv"
     script:
         "../scripts/step.py"
 
@@ -289,5 +295,7 @@ rule shadow_unlearn:
         runtime=lambda w, attempt: 240 * attempt * (int(w.end) - int(w.first)),
     log:
         f"{LOGS}/shadow_unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/s{{first}}-{{end}}.log",
+    benchmark:
+        f"{RUN}/benchmarks/shadow_unlearn/{{exp}}/seed{{seed}}/{{scenario}}/{{method}}/s{{first}}-{{end}}.tsv"
     script:
         "../scripts/step.py"

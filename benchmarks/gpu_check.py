@@ -5,7 +5,8 @@
 
 Rows: ResNet-18 training images/s at 32x32 (fp32 eager vs bf16 + channels_last + torch.compile, batch 512),
 ViT-B/16 training images/s at 224x224 (random weights, bf16), per-sample importance throughput (torch.func, fp32),
-and the quick preset end to end through Snakemake with the device set (every method, the tables built), each with
+8 fast nets (airbench94's widths) trained one after another and at once (``ensemble.fit_stacked``: the oracle
+ensemble's ``evaluation.stacked``), in images/s over all members, and the quick preset end to end through Snakemake with the device set (every method, the tables built), each with
 its peak GPU memory (the end-to-end run: device-wide memory in use, sampled every half second, over the idle
 baseline). Throughput is the second epoch's, so compilation and warm-up are excluded. ``--tiny`` shrinks every
 size (ResNet-18 width 4, a small ViT at 32x32 instead of ViT-B/16, a shorter quick preset) to test the script;
@@ -27,6 +28,7 @@ import torch
 import yaml
 
 from unlearnbench.data import get_spec, training_loader
+from unlearnbench.ensemble import fit_stacked
 from unlearnbench.importance import cross_entropy, per_sample_gradient_importance
 from unlearnbench.models import create_model
 from unlearnbench.train import Recipe, fit
@@ -45,6 +47,24 @@ def train_rate(model: torch.nn.Module, size: int, batch: int, steps: int, device
     loader = training_loader(x, y, get_spec("cifar10"), batch, seed=0, device=device, augment=size == 32)
     history = fit(model, loader, Recipe(epochs=2, batch_size=batch, lr=0.01), compile=compile, precision=precision, desc="check")
     return history[-1]["images_per_s"]
+
+
+def ensemble_rate(members: int, widths: tuple, batch: int, steps: int, device, *, stacked: bool) -> float:
+    """Images/s over all ``members`` fast nets in their second epoch of ``steps`` steps (bf16 on a GPU, fp32 on the
+    CPU), trained one after another with ``fit`` or at once with ``fit_stacked``."""
+    x, y = _data(batch * steps, 32, device)
+    precision = "bf16" if device.type == "cuda" else "fp32"
+    recipe = Recipe.from_dict({"preset": "airbench", "epochs": 2, "batch_size": batch})
+    models, loaders = [], []
+    for seed in range(members):
+        torch.manual_seed(seed)
+        models.append(create_model("airbench", "cifar10", widths=widths))
+        models[-1].init_from_data(x[:1000])
+        loaders.append(training_loader(x, y, get_spec("cifar10"), batch, seed=seed, device=device))
+    if stacked:
+        return fit_stacked(models, loaders, recipe, precision=precision)[-1]["images_per_s"]
+    seconds = sum(fit(m, loader, recipe, precision=precision, desc="check")[-1]["seconds"] for m, loader in zip(models, loaders))
+    return members * batch * steps / seconds
 
 
 def importance_rate(width: int, samples: int, chunk: int, device) -> float:
@@ -172,6 +192,11 @@ def main() -> int:
     samples, chunk = (32, 16) if tiny else (4096, 512)
     run_check(rows, "per-sample importance", f"ResNet-18 width {width}, fp32, vmap {chunk}", "samples/s",
               lambda: importance_rate(width, samples, chunk, device), device)
+    members, widths, e_batch, e_steps = (2, (4, 8, 8), 16, 3) if tiny else (8, (64, 256, 256), 512, 30)
+    for stacked in (False, True):
+        run_check(rows, f"{members} fast nets, " + ("at once" if stacked else "one after another"),
+                  f"airbench {'/'.join(map(str, widths))}, batch {e_batch}", "img/s",
+                  lambda s=stacked: ensemble_rate(members, widths, e_batch, e_steps, device, stacked=s), device)
     if not args.skip_quick:
         run_check(rows, "quick preset", f"snakemake, device {device.type}" + (", tiny" if tiny else ""), "s",
                   lambda: quick_preset(args.device, tiny), device)

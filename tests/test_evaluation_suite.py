@@ -222,6 +222,33 @@ def test_ensemble_step_on_digits_keeps_logits_only_and_matches_a_single_run(digi
     np.testing.assert_allclose(stacked["test_logits"][1], np.load(single / "logits.npz")["test_logits"], atol=1e-5)
 
 
+def test_stacked_oracle_ensemble_equals_the_sequential_one(digits, tmp_path):
+    """The oracle ensemble trained at once (``stacked: true``, the default on a GPU) gives the oracles that training
+    them one after another gives, to float tolerance; another method's ensemble stays sequential."""
+    from unlearnbench.data import save_dataset
+    from unlearnbench.splits import make_split, save_split
+    from unlearnbench.steps.references import ensemble
+    from unlearnbench.steps.train import train_original
+
+    model = {"name": "airbench", "dataset": "digits", "options": {"widths": [4, 8, 8]}}
+    train = {"preset": "airbench", "epochs": 1.5, "batch_size": 64}
+    scenario = {"kind": "random", "fraction": 0.1}
+    data, split, original = tmp_path / "d.pt", tmp_path / "s.npz", tmp_path / "o.pt"
+    save_dataset(digits, data)
+    save_split(make_split(scenario, digits, seed=0), split)
+    train_original(str(data), model, train, 0, str(original), device="cpu")
+    method, seeds = {"method": "retrain", "from_initial": False}, [oracle_seed(0, k) for k in range(3)]
+    for stacked in (False, True):
+        ensemble(str(original), str(data), str(split), method, model, train, scenario, seeds,
+                 str(tmp_path / f"{stacked}.npz"), device="cpu", stacked=stacked)
+    sequential, at_once = np.load(tmp_path / "False.npz"), np.load(tmp_path / "True.npz")
+    for key in ("train_logits", "test_logits"):
+        scale = np.abs(sequential[key]).max()
+        np.testing.assert_allclose(at_once[key], sequential[key], atol=1e-4 * scale)
+    assert not np.allclose(at_once["test_logits"][0], at_once["test_logits"][1])  # three training seeds
+    assert list(at_once["seeds"]) == seeds and at_once["seconds"].shape == (3,)
+
+
 def test_ulira_shadow_steps_on_digits(digits, tmp_path):
     """Membership, 6 tiny-CNN shadow originals on their halves, each fine-tuned on its part of D_f: the metrics job
     reads them and records M."""

@@ -167,4 +167,4 @@ def test_gpu_check_runs_end_to_end_on_the_cpu():
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     rows = [line for line in done.stdout.splitlines() if line.startswith("| ") and not line.startswith("| check")]
-    assert len(rows) == 5 and all(row.endswith("| ok |") for row in rows), done.stdout
+    assert len(rows) == 7 and all(row.endswith("| ok |") for row in rows), done.stdout

@@ -8,7 +8,8 @@ training mode updates its running statistics in place on the stacked buffers, me
 
 Measured on the 2-core CPU (airbench 32/64/64, 4 members x 1,024 images, batch 128): 1.55x the time of 4 sequential
 ``fit`` runs while the machine was quiet (0.60x while other jobs loaded it), so on a CPU it saves nothing; the gain
-it is for is on a GPU, where one small model leaves the device idle (not yet measured).
+it is for is on a GPU, where one small model leaves the device idle (not yet measured: ``make gpu-check``). The
+oracle ensemble trains with it there (``train_oracles``, ``evaluation.stacked``).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from . import UserError
-from .data import InMemoryLoader
-from .train import Lookahead, Recipe, autocast, lr_factor, make_optimizer, norm_biases, prepare_for_device
+from .checkpoint import build_model
+from .data import DatasetSpec, InMemoryLoader, training_loader
+from .train import Lookahead, Recipe, autocast, lr_factor, make_optimizer, norm_biases, prepare_for_device, set_seed
 
 
 def fit_stacked(models: list[nn.Module], loaders: list[InMemoryLoader], recipe: Recipe, *,
@@ -84,3 +86,20 @@ def fit_stacked(models: list[nn.Module], loaders: list[InMemoryLoader], recipe: 
             model.load_state_dict({name: state[name][i] for name in model.state_dict()})
             model.eval()
     return history
+
+
+def train_oracles(model_config: dict, retain_x: torch.Tensor, retain_y: torch.Tensor, spec: DatasetSpec, recipe: Recipe,
+                  seeds: list[int], device: torch.device, precision: str | None = None) -> list[nn.Module]:
+    """Retrain oracles from fresh weights, one per seed, trained at once: member ``i`` is what the ``retrain``
+    method with ``from_initial=False`` and seed ``seeds[i]`` trains (weights drawn after seeding the global
+    generator, the fast net's whitening from the retain images, batches in the seed's order), up to float rounding."""
+    models, loaders = [], []
+    for seed in seeds:
+        set_seed(seed)
+        model = build_model(model_config)
+        model.init_from_data(retain_x)
+        models.append(model)
+        loaders.append(training_loader(retain_x, retain_y, spec, recipe.batch_size, seed=seed, device=device,
+                                       augment=recipe.augment))
+    fit_stacked(models, loaders, recipe, precision=precision)
+    return models

@@ -5,7 +5,7 @@
 # ensemble (the method again from the same original with other unlearning seeds), several models per job, cached as
 # stacked logits only; U-LiRA's shadow originals per training seed, unlearned per run. Each is built only when a
 # configured metric needs it. Options: the config's `evaluation:` (relearn: threshold, absolute, max_epochs,
-# lr, batch_size; ulira: oracles; oracles, unlearn_seeds, methods, models_per_job, recipe).
+# lr, batch_size; ulira: oracles; oracles, unlearn_seeds, methods, models_per_job, stacked, recipe).
 
 from unlearnbench.references import batches, oracle_seed, shadow_seed, unlearn_seed
 
@@ -152,7 +152,8 @@ ENSEMBLE_JOB = dict(  # what both ensemble rules share
 
 rule oracle_ensemble:
     """Retrain oracles first..end-1 of the oracle ensemble of a training and forget-set seed (fresh weights,
-    training seed oracle_seed(training seed, k)), one after another in one job; logits only."""
+    training seed oracle_seed(training seed, k)) in one job, trained at once (evaluation.stacked) or one after
+    another; logits only."""
     input:
         original_path=original_path,
         data_path=exp_dataset_path,
@@ -162,6 +163,7 @@ rule oracle_ensemble:
     params:
         method={"method": "retrain", "from_initial": False},
         seeds=lambda w: [oracle_seed(parse_label(w.seed).train, k) for k in range(int(w.first), int(w.end))],
+        stacked=EVALUATION.get("stacked", "auto"),  # trained at once (auto: on a GPU)
         **ENSEMBLE_JOB,
     wildcard_constraints:
         first=r"\d+",

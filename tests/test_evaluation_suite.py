@@ -156,6 +156,17 @@ def test_leaderboard_shows_bootstrap_intervals_and_marks_indistinguishable_ranks
     assert one_seed["ci_low"].isna().all() and one_seed["tied"].all()  # nothing can be told apart with one seed
 
 
+def test_a_method_without_the_score_is_left_off_the_leaderboard():
+    """The ensemble scores skip `original` (evaluation.methods' default): it has no rank, not a rank of nan."""
+    runs = pd.DataFrame([{"experiment": "e", "scenario": "s", "method": m, "seed": 0, "neurips_score": v}
+                         for m, v in (("original", float("nan")), ("a", 0.2), ("b", 0.1))])
+    ranked = rank_methods(runs, "neurips_score")
+    assert list(ranked.dropna(subset=["rank"]).sort_values("rank")["entry"]) == ["a", "b"]
+    caption, shown = leaderboard_display(ranked, leaderboard(ranked), "neurips_score")
+    assert list(shown["method"]) == ["a", "b"] and "nan" not in shown.to_string()
+    assert "original" in caption  # named as left out
+
+
 def test_quick_preset_plans_the_ensemble_jobs(tmp_path):
     """Dry run: one oracle job per 4 oracles and scenario, one unlearned job per evaluated run (3 more seeds)."""
     from test_workflow import QUICK, planned_jobs, snakemake

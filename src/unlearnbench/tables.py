@@ -147,9 +147,11 @@ def intervals(runs: pd.DataFrame, score: str) -> pd.DataFrame:
 
 
 def leaderboard(ranked: pd.DataFrame) -> pd.DataFrame:
-    """One row per method entry: its mean rank over the scenarios it ran on, sorted best first."""
+    """One row per method entry: its mean rank over the scenarios it ran on, sorted best first; an entry without
+    the score on any scenario (e.g. ``original``, which the ensemble scores skip) is left out."""
     wide = ranked.pivot(index="entry", columns="scenario", values="rank")
     board = pd.DataFrame({"mean_rank": wide.mean(axis=1), "scenarios": wide.notna().sum(axis=1)})
+    board = board[board["scenarios"] > 0]
     return board.sort_values(["mean_rank", "scenarios"], ascending=[True, False]).reset_index()
 
 
@@ -166,6 +168,8 @@ def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str,
     shown = board[["entry"]].rename(columns={"entry": "method"}).assign(
         **{"mean rank": board["mean_rank"].map("{:.2f}".format)})
     scale = METRICS[score].scale
+    left_out = sorted(set(ranked["entry"]) - set(board["entry"]))
+    unscored = f" Without the score, not ranked: {', '.join(left_out)}." if left_out else ""
     for scenario, group in ranked.groupby("scenario", sort=False):
         by_entry = group.set_index("entry")
         shown[scenario] = [cell(by_entry.loc[e], scale) if e in by_entry.index else "–" for e in board["entry"]]
@@ -174,7 +178,7 @@ def leaderboard_display(ranked: pd.DataFrame, board: pd.DataFrame, score: str,
                f"in round brackets, among all methods on that scenario; '=' marks a rank not distinguishable from a "
                f"neighbour's (the bootstrap interval of the difference of their means contains 0; always so with one "
                f"seed). Sorted by mean rank over the scenarios each method applies to. The retrain oracle is the "
-               f"reference, not ranked." + note)
+               f"reference, not ranked." + unscored + note)
     return caption, shown
 
 

@@ -233,6 +233,7 @@ def test_command_line_values_win_over_the_scales_block():
 def test_command_line_values_get_their_yaml_types():
     """Snakemake reads nested --config values as strings: the schema would reject seeds=[0] as ['0']."""
     parsed = {"scale": "reduced", "seeds": ["0", "1"], "evaluation": {"oracles": "256", "recipe": "null"},
-              "name": "p", "lr": "1.0e-4", "flag": "true", "empty": ""}
+              "methods": {"ssd": {"alpha": "1.0e-4", "flag": "true", "empty": ""}}, "name": "on"}
     assert typed_values(parsed) == {"scale": "reduced", "seeds": [0, 1], "evaluation": {"oracles": 256, "recipe": None},
-                                    "name": "p", "lr": 1.0e-4, "flag": True, "empty": ""}
+                                    "methods": {"ssd": {"alpha": 1.0e-4, "flag": True, "empty": ""}},
+                                    "name": "on"}  # a top-level value as Snakemake typed it

@@ -57,21 +57,25 @@ def apply_scale(config: dict, command_line: dict | None = None) -> dict:
     return {**merged, "experiments": experiments, "name": f"{config['name']}-{scale}"}
 
 
-def typed_values(values):
-    """Snakemake's ``--config`` values with their YAML types: it reads nested values as strings (``seeds=[0]`` is
-    ``['0']``, ``evaluation={oracles: 256}`` is ``{'oracles': '256'}``); each string is read again as YAML."""
-    if isinstance(values, dict):
-        return {k: typed_values(v) for k, v in values.items()}
-    if isinstance(values, list):
-        return [typed_values(v) for v in values]
-    if isinstance(values, str):
-        import yaml
+def typed_values(values: dict) -> dict:
+    """Snakemake's ``--config`` values with their YAML types: it types a top-level value itself, but reads nested
+    ones as strings (``seeds=[0]`` is ``['0']``, ``evaluation={oracles: 256}`` is ``{'oracles': '256'}``); each
+    string inside a list or mapping is read again as YAML."""
+    import yaml
 
-        try:
-            return yaml.safe_load(values) if values.strip() else values
-        except yaml.YAMLError:
-            return values
-    return values
+    def typed(value):
+        if isinstance(value, dict):
+            return {k: typed(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [typed(v) for v in value]
+        if isinstance(value, str) and value.strip():
+            try:
+                return yaml.safe_load(value)
+            except yaml.YAMLError:
+                return value
+        return value
+
+    return {k: typed(v) if isinstance(v, (dict, list)) else v for k, v in values.items()}
 
 
 def deep_merge(base: dict, override: dict) -> dict:

@@ -52,7 +52,8 @@ def model_costs(results: Path) -> None:
     """Per-model seconds of the oracle and unlearned ensembles cached under ``results`` (``k*.npz`` and
     ``unlearn_seeds/j*.npz``), with the jobs' wall time per model where ``benchmarks/`` has it."""
     groups: dict[str, dict[str, list[float]]] = {}
-    for path in sorted(results.glob("*/seed*/*/oracles/k*.npz")) + sorted(results.glob("*/seed*/*/*/unlearn_seeds/j*.npz")):
+    paths = sorted(results.glob("*/seed*/*/oracles/k*.npz")) + sorted(results.glob("*/seed*/*/*/unlearn_seeds/j*.npz"))
+    for path in paths:
         exp, seed, scenario = path.relative_to(results).parts[:3]
         kind = "oracles" if path.parent.name == "oracles" else path.parent.parent.name
         method_seconds = np.load(path)["seconds"].tolist()

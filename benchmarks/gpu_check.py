@@ -3,14 +3,14 @@
     python benchmarks/gpu_check.py                       # CUDA, full sizes (`make gpu-check`)
     python benchmarks/gpu_check.py --device cpu --tiny   # the same code on tiny sizes (tests/test_precision.py)
 
-Rows: ResNet-18 training images/s at 32x32 (fp32 eager vs bf16 + channels_last + torch.compile, batch 512),
-ViT-B/16 training images/s at 224x224 (random weights, bf16), per-sample importance throughput (torch.func, fp32),
-8 fast nets (airbench94's widths) trained one after another and at once (``ensemble.fit_stacked``: the oracle
-ensemble's ``evaluation.stacked``), in images/s over all members, and the quick preset end to end through Snakemake with the device set (every method, the tables built), each with
-its peak GPU memory (the end-to-end run: device-wide memory in use, sampled every half second, over the idle
-baseline). Throughput is the second epoch's, so compilation and warm-up are excluded. ``--tiny`` shrinks every
-size (ResNet-18 width 4, a small ViT at 32x32 instead of ViT-B/16, a shorter quick preset) to test the script;
-on the CPU it leaves out compilation, which tests/test_precision.py tests.
+Rows: ResNet-18 training images/s at 32x32 (fp32 eager vs bf16 + channels_last + torch.compile, batch 512), ViT-B/16
+training images/s at 224x224 (random weights, bf16), per-sample importance throughput (torch.func, fp32), 8 fast
+nets (airbench94's widths) trained one after another and at once (``ensemble.fit_stacked``: the oracle ensemble's
+``evaluation.stacked``), in images/s over all members, and the quick preset end to end through Snakemake with the
+device set (every method, the tables built), each with its peak GPU memory (the end-to-end run: device-wide memory
+in use, sampled every half second, over the idle baseline). Throughput is the second epoch's, so compilation and
+warm-up are excluded. ``--tiny`` shrinks every size (ResNet-18 width 4, a small ViT at 32x32 instead of ViT-B/16, a
+shorter quick preset) to test the script; on the CPU it leaves out compilation, which tests/test_precision.py tests.
 """
 
 from __future__ import annotations
@@ -63,7 +63,8 @@ def ensemble_rate(members: int, widths: tuple, batch: int, steps: int, device, *
         loaders.append(training_loader(x, y, get_spec("cifar10"), batch, seed=seed, device=device))
     if stacked:
         return fit_stacked(models, loaders, recipe, precision=precision)[-1]["images_per_s"]
-    seconds = sum(fit(m, loader, recipe, precision=precision, desc="check")[-1]["seconds"] for m, loader in zip(models, loaders))
+    seconds = sum(fit(model, loader, recipe, precision=precision, desc="check")[-1]["seconds"]
+                  for model, loader in zip(models, loaders))
     return members * batch * steps / seconds
 
 

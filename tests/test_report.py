@@ -191,3 +191,18 @@ def test_every_table_names_each_experiments_substrate(metrics_paths, tmp_path):
     assert expected in open(out["md"]).read() and expected in open(out["tex"]).read()
     write_leaderboard(metrics_paths, "avg_gap", *(str(tmp_path / f"l.{e}") for e in ("csv", "md", "tex", "png", "pdf")))
     assert expected in open(tmp_path / "l.md").read()
+
+
+def test_substrate_note_leaves_out_settings_the_recipe_never_reads():
+    """A cosine AdamW recipe inherits milestones, gamma and momentum from a multistep SGD block by deep merge; the
+    caption must not list them as if they shaped the model."""
+    from unlearnbench.tables import setup_note
+
+    record = {"experiment": "vit", "model": {"name": "vit_small"}, "dataset": {"name": "cifar10", "source": "imagefolder"},
+              "train": {"epochs": 6, "batch_size": 64, "lr": 0.001, "momentum": 0.9, "milestones": [7], "gamma": 0.2,
+                        "optimizer": "adamw", "schedule": "cosine", "warmup_epochs": 1}}
+    note = setup_note([record])
+    assert "recipe epochs 6, batch_size 64, lr 0.001, optimizer adamw, schedule cosine, warmup_epochs 1." in note
+    assert "milestones" not in note and "gamma" not in note and "momentum" not in note
+    record["train"] |= {"optimizer": "sgd", "schedule": "multistep"}
+    assert "momentum 0.9, milestones [7], gamma 0.2" in setup_note([record])

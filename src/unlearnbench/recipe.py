@@ -90,6 +90,13 @@ class Recipe:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def unread(self) -> set[str]:
+        """The settings this recipe's schedule and optimiser never read (a multistep schedule's milestones and gamma
+        under another schedule, SGD's momentum and Nesterov under AdamW): a deep-merged ``train:`` block can carry
+        them from the full scale, and a caption leaves them out."""
+        return (({"milestones", "gamma"} if self.schedule != "multistep" else set())
+                | ({"momentum", "nesterov"} if self.optimizer != "sgd" else set()))
+
 
 def airbench(epochs: float, batch_size: int) -> dict:
     """airbench94's hyperparameters (Jordan, arXiv 2404.00498) on this project's mean-loss scale. airbench sums the

@@ -9,6 +9,7 @@ import pandas as pd
 from .io import atomic_path
 from .metrics import METRICS
 from .ranking import rank_methods as rank_with_intervals
+from .recipe import Recipe
 from .results import ARROW, KEYS, ORACLE, SEEDS, SPANS, TIED, UNIT, fmt, metric_scale, seed_span, with_seed_axes
 
 LATEX_SYMBOLS = {"±": r"$\pm$", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "Δ": r"$\Delta$",
@@ -32,8 +33,11 @@ def setup_note(records: list[dict]) -> str:
             data = r["dataset"]
             size = f"{data['train_size']:,} training images" if data.get("train_size") else "all training images"
             options = f" ({compact(r['model']['options'])})" if r["model"].get("options") else ""
+            train = r.get("train", {})
+            unread = Recipe.from_dict(train).unread() if "epochs" in train else set()
             setups[r["experiment"]] = (f"{r['model']['name']}{options} on {data.get('name', '?')} "
-                                       f"({data.get('source', '?')}, {size}), recipe {compact(r.get('train', {}))}")
+                                       f"({data.get('source', '?')}, {size}), "
+                                       f"recipe {compact({k: v for k, v in train.items() if k not in unread})}")
     return (" Setup: " + "; ".join(f"{exp}: {text}" for exp, text in sorted(setups.items())) + ".") if setups else ""
 
 

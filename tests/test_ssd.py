@@ -78,9 +78,12 @@ def pixel_model() -> nn.Module:
     ],
 )
 def test_ssd_by_hand(hparams, weight, bias):
-    model = run_method("ssd", pixel_model(), pixel_task(), hparams)
+    task = pixel_task()
+    model = run_method("ssd", pixel_model(), task, hparams)
     torch.testing.assert_close(model[1].weight.data, torch.full((2, 1), weight))
     torch.testing.assert_close(model[1].bias.data, torch.full((2,), bias))
+    # run.json keeps the fraction of the 4 parameter entries dampened (the verdicts read it)
+    assert task.record["dampened_fraction"] == pytest.approx(((weight != 2.0) * 2 + (bias != 1.0) * 2) / 4)
 
 
 def test_ssd_random_scenarios_default_to_batches_of_128():

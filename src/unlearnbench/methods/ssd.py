@@ -111,6 +111,7 @@ def _ssd(
         None if label_free else torch.cat([task.retain.y[retain_order], forget.y]),
     )
     fraction = dampen(model, forget_importance, importance(full), alpha, lambda_)
+    task.record["dampened_fraction"] = fraction  # saved in run.json
     log.info("%s dampened %.4f%% of the parameter entries", name, 100 * fraction)
     return model.eval()
 

@@ -1,5 +1,6 @@
 """The airbench-style fast net (``fastnet``, model ``airbench``) and the recipe features it trains with."""
 
+import copy
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from unlearnbench.data import training_loader
 from unlearnbench.fastnet import Whitening, conv3x3
 from unlearnbench.models import create_model
 from unlearnbench.recipe import Recipe, lr_factor
-from unlearnbench.train import fit, make_optimizer, norm_biases, predict_logits, tta_logits
+from unlearnbench.train import fit, make_optimizer, norm_biases, predict_logits, tta_logits, uses_channels_last
 
 TINY = (4, 8, 8)
 
@@ -153,3 +154,48 @@ def test_recipe_module_imports_without_torch():
     code = "import sys, unlearnbench.recipe as r; r.Recipe.from_dict({'epochs': 1}); assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
     assert math.isclose(Recipe(epochs=1).lookahead_decay, 0.95**5)
+
+
+def test_the_fast_net_runs_channels_last_on_the_cpu_and_resnets_do_not(digits, digits_spec):
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    resnet = create_model("resnet18", "cifar10", width=4)
+    assert uses_channels_last(tiny_net(), cpu) and uses_channels_last(resnet, cuda)
+    assert not uses_channels_last(resnet, cpu)  # strided 1x1 shortcuts: wrong CPU gradients in that layout
+    assert not uses_channels_last(create_model("mlp", "digits"), cpu)
+    model = tiny_net()
+    model.init_from_data(digits["train_x"])
+    loader = training_loader(digits["train_x"], digits["train_y"], digits_spec, 64, seed=0, device=cpu)
+    fit(model, loader, Recipe.from_dict({"preset": "airbench", "epochs": 1, "batch_size": 64}))
+    assert model.backbone.group1.conv1.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+@pytest.mark.parametrize("dataset,shape", [("digits", (16, 1, 8, 8)), ("mnist", (16, 1, 28, 28)),
+                                           ("cifar10", (16, 3, 32, 32))])
+def test_channels_last_cpu_kernels_of_the_fast_net_are_correct(dataset, shape):
+    """Every convolution of the fast net, forward and backward, in channels_last against a float64 reference;
+    the whole net's logits against NCHW's (gradients through the whole net may route differently at max-pool
+    near-ties, so they are compared layer by layer)."""
+    torch.manual_seed(0)
+    model, x = create_model("airbench", dataset, widths=(8, 16, 16)), torch.rand(shape)
+    model.init_from_data(x)
+    inputs = {}
+    hooks = [m.register_forward_hook(lambda m, i, o: inputs.__setitem__(m, i[0].detach()))
+             for m in model.modules() if isinstance(m, (nn.Conv2d, Whitening))]
+    nchw = model(x)
+    for hook in hooks:
+        hook.remove()
+    fast = copy.deepcopy(model).to(memory_format=torch.channels_last)
+    torch.testing.assert_close(fast(x), nchw, rtol=1e-4, atol=1e-5)
+    for module, inp in inputs.items():
+        padding = getattr(module, "padding", (0, 0))
+        grad_out = torch.randn_like(F.conv2d(inp, module.weight, padding=padding))
+
+        def grads(dtype, fmt):
+            w = module.weight.detach().to(dtype, memory_format=fmt).requires_grad_()
+            i = inp.to(dtype, memory_format=fmt).requires_grad_()
+            out = F.conv2d(i, w, padding=padding)
+            out.backward(grad_out.to(dtype, memory_format=fmt))
+            return out, i.grad, w.grad
+
+        for got, want in zip(grads(torch.float32, torch.channels_last), grads(torch.float64, torch.contiguous_format)):
+            torch.testing.assert_close(got.double(), want, rtol=1e-4, atol=1e-4 * want.abs().max().item())

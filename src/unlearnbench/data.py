@@ -295,8 +295,8 @@ def to_float(x: torch.Tensor) -> torch.Tensor:
 
     The explicit memory format matters: a one-channel batch whose strides also read as channels_last makes oneDNN
     choose channels_last kernels, and in torch 2.14 the CPU backward of a strided 1x1 convolution in that layout
-    returns wrong weight gradients (docs/deviations.md, "Known library issues"). CUDA training converts to
-    channels_last deliberately, where the kernels are correct.
+    returns wrong weight gradients (docs/deviations.md, "Known library issues"). Training converts to
+    channels_last deliberately, where the kernels are correct (``train.uses_channels_last``).
     """
     pixels = x.to(torch.float32, memory_format=torch.contiguous_format, copy=True)
     return pixels.div_(255) if x.dtype == torch.uint8 else pixels

@@ -2,8 +2,8 @@
 
 Precision (``precision: auto | bf16 | fp32``; ``auto`` is bf16 autocast on CUDA and fp32 elsewhere) and
 ``torch.compile`` are explicit settings that work on every device (inductor compiles CPU kernels with the
-machine's C++ compiler). Convolution models use channels_last memory on CUDA only (see ``to_float`` in
-``data.py`` for why not on the CPU). Logits for metrics (``predict_logits``) are always computed in fp32.
+machine's C++ compiler). Convolution models use channels_last memory where it is correct (``uses_channels_last``).
+Logits for metrics (``predict_logits``) are always computed in fp32.
 """
 
 from __future__ import annotations
@@ -78,10 +78,21 @@ def device_of(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
+    """Whether ``model`` runs in channels_last memory on ``device``: convolution models on CUDA, and on the CPU those
+    without a strided 1x1 convolution (oneDNN trains the fast net about twice as fast in that layout on one core;
+    torch 2.14's CPU backward of a strided 1x1 convolution in it is wrong: docs/deviations.md, "Known library
+    issues"). So ResNets stay NCHW on the CPU."""
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    if device.type == "cuda" or not convs:
+        return bool(convs)
+    return not any(m.kernel_size == (1, 1) and m.stride != (1, 1) for m in convs)
+
+
 def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:
-    """Move to ``device``; on CUDA use channels_last memory for convolution models."""
+    """Move to ``device``, in channels_last memory where ``uses_channels_last``."""
     model.to(device)
-    if device.type == "cuda" and any(isinstance(m, nn.Conv2d) for m in model.modules()):
+    if uses_channels_last(model, device):
         model.to(memory_format=torch.channels_last)
     return model
 
@@ -147,6 +158,7 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(s, steps_per_epoch, recipe))
     forward_model = torch.compile(model) if compile else model
     bf16 = uses_bf16(device, precision)
+    channels_last = uses_channels_last(model, device)
     total_steps = math.ceil(recipe.epochs * steps_per_epoch)
     history, step = [], 0
     counter = torch.zeros((), device=device)  # ``step`` on the device
@@ -159,7 +171,7 @@ def fit(
         for x, y in bar:
             if step >= total_steps:
                 break
-            if device.type == "cuda":
+            if channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
                 loss = loss_fn(forward_model, x, y)

@@ -125,6 +125,10 @@ def test_the_airbench_preset_scales_with_the_batch_and_yields_to_explicit_keys()
     assert recipe.lr == pytest.approx(0.75, abs=0.001)
     assert (recipe.schedule, recipe.nesterov, recipe.lookahead, recipe.label_smoothing) == ("triangular", True, 5, 0.2)
     assert recipe.warmup_epochs == pytest.approx(0.92) and recipe.min_lr == pytest.approx(0.07 * recipe.lr)
+    # airbench94's decoupled weight decay, 0.0153 per 1024 examples: each SGD step decays the weights by
+    # 0.0153 * B / (1024 * (1 + 1 / (1 - momentum))) (its groups' weight_decay is that divided by their lr)
+    kilostep = 1024 * (1 + 1 / 0.15)
+    assert recipe.lr * recipe.weight_decay == pytest.approx(0.0153 * 512 / kilostep)
     assert Recipe.from_dict({"preset": "airbench", "epochs": 4, "batch_size": 1024}).lr == pytest.approx(2 * recipe.lr)
     assert Recipe.from_dict({"preset": "airbench", "epochs": 4, "augment": False, "lr": 0.5}).lr == 0.5
     with pytest.raises(UserError, match="unknown training preset 'airbnb'; valid: airbench"):

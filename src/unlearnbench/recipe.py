@@ -102,13 +102,14 @@ def airbench(epochs: float, batch_size: int) -> dict:
     """airbench94's hyperparameters (Jordan, arXiv 2404.00498) on this project's mean-loss scale. airbench sums the
     loss over the batch and states lr 11.5 per 1024 examples with momentum 0.85, scaled by
     ``1024 * (1 + 1 / (1 - momentum))``; per example that is ``lr = 11.5 * B / (1024 * 7.67)`` on the mean loss at
-    batch ``B`` (0.75 at 512), weight decay ``5e-4 / 11.5`` on the same scale, BatchNorm biases at 64x the
+    batch ``B`` (0.75 at 512); its decoupled weight decay, 0.0153 per 1024 examples (each step decays the weights
+    by ``0.0153 * B / (1024 * 7.67)``), is ``0.0153 / 11.5`` on the same scale; BatchNorm biases at 64x the
     learning rate, Nesterov, label smoothing 0.2, a triangular schedule peaking at 23 % of training and ending at
     0.07x, lookahead every 5 steps. The warm-up starts near 0 (airbench: 0.2x)."""
     momentum = 0.85
     lr = 11.5 * batch_size / (1024 * (1 + 1 / (1 - momentum)))
     return {"epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum, "nesterov": True,
-            "weight_decay": 5e-4 / 11.5, "schedule": "triangular", "warmup_epochs": 0.23 * epochs,
+            "weight_decay": 0.0153 / 11.5, "schedule": "triangular", "warmup_epochs": 0.23 * epochs,
             "min_lr": 0.07 * lr, "label_smoothing": 0.2, "lookahead": 5, "norm_bias_lr_scale": 64.0}
 
 

@@ -54,6 +54,7 @@ def test_method_runs_on_the_fast_net(name, extra, fast_task):
     hparams = {k: v for k, v in CHEAP.get(name, {}).items() if k in entry.params} | extra
     start = time.perf_counter()
     out = run_method(name, model, task, hparams)
+    assert model.backbone.group1.conv1.weight.is_contiguous(memory_format=torch.channels_last)  # run_method's layout
     assert all(torch.isfinite(v).all() for v in out.state_dict().values() if v.is_floating_point()), name
     assert time.perf_counter() - start < 60
 

@@ -86,16 +86,17 @@ def supports(name: str, scenario_kind: str) -> bool:
 
 
 def run_method(name: str, model: nn.Module, task: UnlearnTask, hparams: dict | None = None) -> nn.Module:
-    """Check ``hparams`` and the task's scenario kind and needs, then run the method on the task's device at its
-    precision, with the global generator seeded with the task's seed (``task.fit`` seeds it again before training)."""
-    from ..train import precision_scope
+    """Check ``hparams`` and the task's scenario kind and needs, then run the method on the task's device (in the
+    model's memory format there: ``train.prepare_for_device``) at its precision, with the global generator seeded
+    with the task's seed (``task.fit`` seeds it again before training)."""
+    from ..train import precision_scope, prepare_for_device
 
     entry, hparams = method_entry(name), dict(hparams or {})
     entry.check(hparams, {need.key: getattr(task, need.key, None) for need in entry.needs})
     kind = task.scenario.get("kind")
     if kind is not None and kind not in entry.scenarios:
         raise UserError(f"method {name!r} applies to {', '.join(entry.scenarios)} scenarios, not {kind}")
-    model.to(task.device)
+    prepare_for_device(model, task.device)
     task.seed_generators()
     with precision_scope(task.precision):
         return entry.fn(model, task, **hparams)

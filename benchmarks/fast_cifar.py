@@ -1,6 +1,6 @@
 """The fast CIFAR-10 substrate against the old reduced recipe, in one run.
 
-    python benchmarks/fast_cifar.py                    # CPU defaults below; about 14 min on 2 quiet cores
+    python benchmarks/fast_cifar.py                    # CPU defaults below; about 15 min on 2 quiet cores
     python benchmarks/fast_cifar.py --device cuda      # airbench94's 10 epochs at batch 1024
     python benchmarks/fast_cifar.py --quick            # smoke check: 5,000 images, 1 epoch, widths 32/64/64
 
@@ -16,13 +16,12 @@ The fast recipe is airbench94's (Jordan, arXiv 2404.00498) on this project's mea
 the data set's (random crop with 4-pixel zero padding, random flip) rather than airbench's 2-pixel translate and
 alternating flip; fp32 on the CPU.
 
-CPU choice: widths 64/128/128 and 6 epochs at batch 512 (585 steps, airbench94 takes 485). Training images/s
-measured on the 2 cores with one other job running (1 epoch on 10,000 images): 32/64/64 761, 48/128/128 483,
-64/128/128 420, 64/256/256 188. In the 15-minute budget (about 14 min of training once the evaluation is counted)
-airbench94's own widths would get about 3 epochs; 64/128/128 gets 6 (300,000 images, about 12 min), the epoch count
-of the 82.9 % measured earlier at 32/64/64. Alternatives to try on a quiet machine: ``--widths 32 64 64
---epochs 12``, ``--widths 64 256 256 --epochs 3``. GPU: airbench94 itself, widths 64/256/256 and 10 epochs at batch
-1024 (bf16 autocast, as ``precision: auto``).
+CPU choice: widths 64/128/128 and 10 epochs at batch 512 (970 steps, airbench94 takes 485 at batch 1024).
+Training images/s on the 2 quiet cores (channels_last, batch 512, a few steps timed alone): 64/128/128
+650, 64/256/256 359, 96/192/192 355; 32/64/64 trains at about 960 on one core. In the 15-minute budget (about 13
+min of training once the evaluation is counted) airbench94's own widths would get about 5 epochs; 64/128/128 gets
+10 (500,000 images, about 13 min). GPU: airbench94 itself, widths 64/256/256 and 10 epochs at batch 1024 (bf16
+autocast, as ``precision: auto``).
 
 The old reduced recipe is the papers' ``scales: reduced`` original (fisher_masking, mnemonic_code, del): ResNet-18
 of width 16 on a class-balanced 5,000-image subset, 8 epochs, batch 64, lr 0.05, cosine with 1 warm-up epoch.
@@ -96,7 +95,7 @@ def run(name: str, model, recipe: Recipe, x, y, data: dict, device, seed: int, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto (default cpu)")
-    parser.add_argument("--epochs", type=float, help="fast-net epochs (default: 6 on the CPU, 10 on a GPU)")
+    parser.add_argument("--epochs", type=float, help="fast-net epochs (default: 10)")
     parser.add_argument("--batch-size", type=int, help="fast-net batch (default: 512 on the CPU, 1024 on a GPU)")
     parser.add_argument("--widths", type=int, nargs=3, help="fast-net widths (default: 64 128 128 on the CPU, "
                         "airbench94's 64 256 256 on a GPU)")
@@ -113,7 +112,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     gpu = device.type == "cuda"
-    epochs = args.epochs or (1 if args.quick else 10 if gpu else 6)
+    epochs = args.epochs or (1 if args.quick else 10)
     batch_size = args.batch_size or (1024 if gpu else 512)
     widths = (32, 64, 64) if args.quick else tuple(args.widths or ((64, 256, 256) if gpu else (64, 128, 128)))
     train_size = 5000 if args.quick and args.train_size is None else args.train_size

@@ -84,9 +84,9 @@ def uses_channels_last(model: nn.Module, device: torch.device) -> bool:
     torch 2.14's CPU backward of a strided 1x1 convolution in it is wrong: docs/deviations.md, "Known library
     issues"). So ResNets stay NCHW on the CPU."""
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
-    if device.type == "cuda" or not convs:
-        return bool(convs)
-    return not any(m.kernel_size == (1, 1) and m.stride != (1, 1) for m in convs)
+    if not convs or device.type not in ("cuda", "cpu"):
+        return False
+    return device.type == "cuda" or not any(m.kernel_size == (1, 1) and m.stride != (1, 1) for m in convs)
 
 
 def prepare_for_device(model: nn.Module, device: torch.device) -> nn.Module:

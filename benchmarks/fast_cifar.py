@@ -7,8 +7,8 @@
 Data: the offline CIFAR-10 copy (``--archive``, default ../shared/data/cifar10-jpeg.tar.gz, JPEG-compressed, so
 accuracies may sit slightly below those on the original PNG-exact images), decoded through the project's
 ImageFolder source once and cached as tensors (``--cache``). Prints, per model: test accuracy on all 10,000 test
-images (``--test-size``: a class-balanced subset, for development runs), without and with airbench's flip +
-translate TTA; training wall time and images/s; and the machine. Then the targets: >= 88 % within 15 min on 2 CPU
+images (``--test-size``: a class-balanced subset, for development runs), for the fast net also with airbench's
+flip + translate TTA; training wall time and images/s; and the machine. Then the targets: >= 88 % within 15 min on 2 CPU
 cores; >= 94 % within 10 s per model on an H100/H200.
 
 The fast recipe is airbench94's (Jordan, arXiv 2404.00498) on this project's mean-loss SGD, as the configs'

@@ -7,9 +7,9 @@ result equals training the members one after another with ``train.fit`` up to fl
 training mode updates its running statistics in place on the stacked buffers, member by member.
 
 Measured on the 2-core CPU in NCHW memory (airbench 32/64/64, 4 members x 1,024 images, batch 128): 1.55x the time
-of 4 sequential ``fit`` runs while the machine was quiet (0.60x while other jobs loaded it), so on a CPU it saves nothing; the gain
-it is for is on a GPU, where one small model leaves the device idle (not yet measured: ``make gpu-check``). The
-oracle ensemble trains with it there (``train_oracles``, ``evaluation.stacked``).
+of 4 sequential ``fit`` runs while the machine was quiet (0.60x while other jobs loaded it), so on a CPU it saves
+nothing; the gain it is for is on a GPU, where one small model leaves the device idle (not yet measured: ``make
+gpu-check``). The oracle ensemble trains with it there (``train_oracles``, ``evaluation.stacked``).
 """
 
 from __future__ import annotations
